@@ -1,0 +1,19 @@
+//! jobmatch's shared vocabulary: the domain types (postings, sources, subscriptions,
+//! criteria, matches) and the messages the workers exchange over NATS.
+//!
+//! A field means the same thing in a custom resource, a message and an API body, so the
+//! spec types here are what the YAML documents (and, later, the CRDs) deserialize into.
+//! This crate depends on neither Kubernetes nor NATS nor candle.
+
+pub mod ids;
+pub mod messages;
+pub mod posting;
+pub mod source;
+pub mod subscription;
+
+pub use posting::{Posting, Salary, Workplace};
+pub use source::{Board, JobSourceSpec};
+pub use subscription::{Channel, Criteria, MatchSubscriptionSpec, RemotePolicy, Schedule};
+
+/// The API group and version of jobmatch's resources (`apiVersion` in YAML documents).
+pub const API_VERSION: &str = "jobmatch.dev/v1alpha1";

@@ -1,0 +1,132 @@
+//! What travels over NATS: stream and bucket names, subjects, and message bodies.
+//!
+//! ```text
+//! fetcher ─► JOBS (jobmatch.jobs.<source>) ─► embedder ─► VECTORS (jobmatch.vectors.*)
+//!        ─► matcher ─► MATCHES (jobmatch.matches.<subscription>) ─► notifier
+//! ```
+//! Configuration lives in the `jobmatch-config` KV bucket, written by the operator (or by
+//! `jobmatch apply` / `jobmatch all -f` without a cluster) and read by the workers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Channel, Criteria, JobSourceSpec, Posting, Schedule};
+
+pub const JOBS_STREAM: &str = "JOBS";
+pub const JOBS_SUBJECTS: &str = "jobmatch.jobs.>";
+pub const VECTORS_STREAM: &str = "VECTORS";
+pub const VECTORS_SUBJECTS: &str = "jobmatch.vectors.>";
+pub const VECTORS_JOB_SUBJECT: &str = "jobmatch.vectors.job";
+pub const VECTORS_SUBSCRIPTION_SUBJECT: &str = "jobmatch.vectors.subscription";
+pub const MATCHES_STREAM: &str = "MATCHES";
+pub const MATCHES_SUBJECTS: &str = "jobmatch.matches.>";
+pub const DEAD_LETTER_STREAM: &str = "DEAD_LETTERS";
+pub const DEAD_LETTER_SUBJECTS: &str = "jobmatch.dead.>";
+
+/// Desired configuration: `source.<name>` and `subscription.<name>` entries.
+pub const CONFIG_BUCKET: &str = "jobmatch-config";
+/// The content hash of every posting published, keyed by `kv_key(posting id)`.
+pub const POSTINGS_BUCKET: &str = "jobmatch-postings";
+/// Next-due poll time of each source, claimed by compare-and-swap.
+pub const SCHEDULE_BUCKET: &str = "jobmatch-schedule";
+/// One key per (subscription, job) notice, created before sending.
+pub const NOTICES_BUCKET: &str = "jobmatch-notices";
+
+/// The subject a source's postings are published on.
+pub fn jobs_subject(source: &str) -> String {
+    format!("jobmatch.jobs.{source}")
+}
+
+/// The subject a subscription's matches are published on.
+pub fn matches_subject(subscription: &str) -> String {
+    format!("jobmatch.matches.{subscription}")
+}
+
+/// The subject a failed notice is dead-lettered on.
+pub fn dead_letter_subject(subscription: &str) -> String {
+    format!("jobmatch.dead.{subscription}")
+}
+
+pub fn source_key(name: &str) -> String {
+    format!("source.{name}")
+}
+
+pub fn subscription_key(name: &str) -> String {
+    format!("subscription.{name}")
+}
+
+/// A `JobSource` as the workers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceConfig {
+    pub name: String,
+    pub spec: JobSourceSpec,
+}
+
+/// A `MatchSubscription` as the workers see it: resume text inline and secrets resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionConfig {
+    pub name: String,
+    pub resume: String,
+    pub criteria: Criteria,
+    pub channel: Channel,
+    pub schedule: Schedule,
+}
+
+/// What the matcher needs of a subscription: no resume text, no channel secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionProfile {
+    pub name: String,
+    pub criteria: Criteria,
+}
+
+/// A message on the VECTORS stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Embedded {
+    /// A posting and its embedding.
+    Job { posting: Posting, vector: Vec<f32> },
+    /// A subscription's resume embedding (new or changed subscription).
+    Subscription {
+        profile: SubscriptionProfile,
+        vector: Vec<f32>,
+    },
+    /// The subscription was deleted: forget its resume vector.
+    SubscriptionDeleted { name: String },
+}
+
+/// Why a posting matched a subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// Cosine similarity of resume and posting.
+    pub score: f32,
+    pub min_score: f32,
+    /// `mustHave` and `preferred` terms found in the posting.
+    pub matched_terms: Vec<String>,
+    /// `preferred` terms not found.
+    pub missing_terms: Vec<String>,
+    /// Each hard filter, as it passed (e.g. `remote: allowed (posting is remote)`).
+    pub filters: Vec<String>,
+}
+
+/// A message on the MATCHES stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchFound {
+    pub subscription: String,
+    pub posting: Posting,
+    pub explanation: Explanation,
+}
+
+impl MatchFound {
+    /// The idempotency key of this notice: one per (subscription, job), ever.
+    pub fn notice_key(&self) -> String {
+        format!(
+            "{}.{}",
+            self.subscription,
+            crate::ids::kv_key(&self.posting.id)
+        )
+    }
+}

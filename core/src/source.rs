@@ -1,0 +1,160 @@
+//! `JobSource`: a board to poll, how often, and what to keep.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Which board, and its identity on that board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Board {
+    /// `GET /v1/boards/{token}/jobs?content=true`
+    Greenhouse { token: String },
+    /// `GET /v0/postings/{site}?mode=json`; `region: eu` uses Lever's EU host.
+    Lever {
+        site: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<LeverRegion>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeverRegion {
+    Global,
+    Eu,
+}
+
+impl Board {
+    /// The board kind as it is written in YAML (`greenhouse`, `lever`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Board::Greenhouse { .. } => "greenhouse",
+            Board::Lever { .. } => "lever",
+        }
+    }
+
+    /// The board's own name for the company (`token`, `site`).
+    pub fn identity(&self) -> &str {
+        match self {
+            Board::Greenhouse { token } => token,
+            Board::Lever { site, .. } => site,
+        }
+    }
+
+    /// The public API base URL, used when the source sets no `baseUrl`.
+    pub fn default_base_url(&self) -> &'static str {
+        match self {
+            Board::Greenhouse { .. } => "https://boards-api.greenhouse.io",
+            Board::Lever {
+                region: Some(LeverRegion::Eu),
+                ..
+            } => "https://api.eu.lever.co",
+            Board::Lever { .. } => "https://api.lever.co",
+        }
+    }
+}
+
+/// The `spec` of a `JobSource`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobSourceSpec {
+    pub board: Board,
+    /// Overrides the board's public API host (tests, proxies, mirrors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// How often to poll, e.g. `5m`, `1h`, `30s`.
+    #[serde(default = "default_interval", with = "humantime_serde_compat")]
+    pub interval: Duration,
+    /// Keep only postings whose title contains one of these (case-insensitive); empty keeps all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub title_includes: Vec<String>,
+    /// Stop polling without deleting the source.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+/// The shortest interval accepted: boards are polled politely.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+impl JobSourceSpec {
+    /// The API base URL this source polls.
+    pub fn base_url(&self) -> &str {
+        self.base_url
+            .as_deref()
+            .unwrap_or_else(|| self.board.default_base_url())
+            .trim_end_matches('/')
+    }
+
+    /// Whether a posting title passes `titleIncludes`.
+    pub fn keeps_title(&self, title: &str) -> bool {
+        if self.title_includes.is_empty() {
+            return true;
+        }
+        let title = title.to_lowercase();
+        self.title_includes
+            .iter()
+            .any(|needle| title.contains(&needle.to_lowercase()))
+    }
+}
+
+/// `interval: 5m` in YAML, a `Duration` in Rust.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| D::Error::custom(format!("invalid duration {text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_reads_the_documented_yaml_shape() {
+        let spec: JobSourceSpec = serde_json::from_value(serde_json::json!({
+            "board": {"kind": "lever", "site": "globex", "region": "eu"},
+            "interval": "5m",
+            "titleIncludes": ["engineer"]
+        }))
+        .unwrap();
+        assert_eq!(spec.interval, Duration::from_secs(300));
+        assert_eq!(spec.base_url(), "https://api.eu.lever.co");
+        assert!(spec.keeps_title("Senior Engineer"));
+        assert!(!spec.keeps_title("Accountant"));
+    }
+
+    #[test]
+    fn bad_interval_names_the_value() {
+        let err = serde_json::from_value::<JobSourceSpec>(serde_json::json!({
+            "board": {"kind": "greenhouse", "token": "acme"},
+            "interval": "soon"
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("\"soon\""), "{err}");
+    }
+
+    #[test]
+    fn base_url_override_drops_trailing_slash() {
+        let spec: JobSourceSpec = serde_json::from_value(serde_json::json!({
+            "board": {"kind": "greenhouse", "token": "acme"},
+            "baseUrl": "http://127.0.0.1:8089/"
+        }))
+        .unwrap();
+        assert_eq!(spec.base_url(), "http://127.0.0.1:8089");
+        assert_eq!(spec.interval, Duration::from_secs(900));
+    }
+}

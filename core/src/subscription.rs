@@ -1,0 +1,184 @@
+//! `MatchSubscription`: a resume, what counts as a match, and where to say so.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The `spec` of a `MatchSubscription`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatchSubscriptionSpec {
+    pub resume: ResumeSpec,
+    #[serde(default)]
+    pub criteria: Criteria,
+    pub notify: NotifySpec,
+}
+
+/// Where the resume text comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResumeSpec {
+    /// The resume inline, as plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// Whether remote postings are wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RemotePolicy {
+    /// Only remote postings.
+    Required,
+    /// Remote postings, and on-site or hybrid ones in `locations`.
+    #[default]
+    Allowed,
+    /// Only on-site or hybrid postings in `locations`.
+    Excluded,
+}
+
+/// What makes a posting a match for a subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Criteria {
+    #[serde(default)]
+    pub remote: RemotePolicy,
+    /// Places an on-site or hybrid posting must be in (case-insensitive substring of a
+    /// posting location). Empty means anywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
+    /// Terms that must all appear in the posting (whole words, case-insensitive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub must_have: Vec<String>,
+    /// Terms none of which may appear in the posting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub must_not_have: Vec<String>,
+    /// Terms that are nice to have: reported as matched or missing in each match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred: Vec<String>,
+    /// Cosine similarity between resume and posting below which nothing matches (0..1).
+    #[serde(default = "default_min_score")]
+    pub min_score: f32,
+    /// When a subscription is new or changed, notify at most this many of the jobs already
+    /// stored (the best first).
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+}
+
+fn default_min_score() -> f32 {
+    0.3
+}
+
+fn default_top_k() -> usize {
+    20
+}
+
+impl Default for Criteria {
+    fn default() -> Self {
+        Criteria {
+            remote: RemotePolicy::default(),
+            locations: Vec::new(),
+            must_have: Vec::new(),
+            must_not_have: Vec::new(),
+            preferred: Vec::new(),
+            min_score: default_min_score(),
+            top_k: default_top_k(),
+        }
+    }
+}
+
+/// Where and when to notify.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackSpec>,
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailSpec {
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlackSpec {
+    /// The Secret key that holds the incoming-webhook URL.
+    pub webhook_secret_ref: SecretKeyRef,
+}
+
+/// A key of a Kubernetes `Secret` in the same namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// When notices go out. Digests (daily/weekly) are planned; today every match is sent
+/// as soon as it is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    #[default]
+    Instant,
+}
+
+/// A notification channel with its secrets resolved: what the notifier sends to.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Channel {
+    Email {
+        to: String,
+    },
+    Slack {
+        #[serde(rename = "webhookUrl")]
+        webhook_url: String,
+    },
+}
+
+impl fmt::Debug for Channel {
+    /// The webhook URL is a credential: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Channel::Email { to } => f.debug_struct("Email").field("to", to).finish(),
+            Channel::Slack { .. } => f
+                .debug_struct("Slack")
+                .field("webhook_url", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criteria_defaults_apply() {
+        let c: Criteria =
+            serde_json::from_value(serde_json::json!({"locations": ["Berlin"]})).unwrap();
+        assert_eq!(c.remote, RemotePolicy::Allowed);
+        assert_eq!(c.min_score, 0.3);
+        assert_eq!(c.top_k, 20);
+    }
+
+    #[test]
+    fn unknown_criteria_field_is_refused_by_name() {
+        let err =
+            serde_json::from_value::<Criteria>(serde_json::json!({"minScroe": 0.5})).unwrap_err();
+        assert!(err.to_string().contains("minScroe"), "{err}");
+    }
+
+    #[test]
+    fn slack_webhook_is_redacted_in_debug() {
+        let c = Channel::Slack {
+            webhook_url: "https://hooks.slack.com/services/T/B/secret".into(),
+        };
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

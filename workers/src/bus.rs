@@ -1,0 +1,210 @@
+//! The NATS JetStream plumbing every role shares: one connection, the streams and
+//! key-value buckets (created idempotently), and the durable consumers.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use jobmatch_core::messages as m;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("connecting to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("creating stream {name}: {source}")]
+    Stream {
+        name: &'static str,
+        source: jetstream::context::CreateStreamError,
+    },
+    #[error("creating key-value bucket {name}: {source}")]
+    Bucket {
+        name: &'static str,
+        source: jetstream::context::CreateKeyValueError,
+    },
+    #[error("creating consumer {name} on {stream}: {source}")]
+    Consumer {
+        stream: &'static str,
+        name: &'static str,
+        source: async_nats::Error,
+    },
+    #[error("config bucket: {0}")]
+    Watch(String),
+}
+
+/// A connection to NATS with JetStream and the buckets the roles use.
+#[derive(Clone)]
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub config: kv::Store,
+    pub postings: kv::Store,
+    pub schedule: kv::Store,
+    pub notices: kv::Store,
+}
+
+/// How long a published message id is remembered for deduplication.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+impl Bus {
+    /// Connects and makes sure every stream and bucket exists.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("jobmatch")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        let js = jetstream::new(client.clone());
+        for (name, subjects) in [
+            (m::JOBS_STREAM, m::JOBS_SUBJECTS),
+            (m::VECTORS_STREAM, m::VECTORS_SUBJECTS),
+            (m::MATCHES_STREAM, m::MATCHES_SUBJECTS),
+            (m::DEAD_LETTER_STREAM, m::DEAD_LETTER_SUBJECTS),
+        ] {
+            js.create_or_update_stream(stream::Config {
+                name: name.to_owned(),
+                subjects: vec![subjects.to_owned()],
+                duplicate_window: DUPLICATE_WINDOW,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|source| BusError::Stream { name, source })?;
+        }
+        let bucket = |name: &'static str, history: i64| {
+            let js = js.clone();
+            async move {
+                js.create_or_update_key_value(kv::Config {
+                    bucket: name.to_owned(),
+                    history,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|source| BusError::Bucket { name, source })
+            }
+        };
+        Ok(Self {
+            config: bucket(m::CONFIG_BUCKET, 5).await?,
+            postings: bucket(m::POSTINGS_BUCKET, 1).await?,
+            schedule: bucket(m::SCHEDULE_BUCKET, 1).await?,
+            notices: bucket(m::NOTICES_BUCKET, 1).await?,
+            client,
+            js,
+        })
+    }
+
+    /// The durable pull consumer a role reads its input with. Every replica of a role
+    /// shares it, so each message goes to one of them.
+    pub async fn consumer(
+        &self,
+        stream: &'static str,
+        name: &'static str,
+        ack_wait: Duration,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+        let err = |source: async_nats::Error| BusError::Consumer {
+            stream,
+            name,
+            source,
+        };
+        let stream_handle = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| err(e.into()))?;
+        stream_handle
+            .get_or_create_consumer(
+                name,
+                consumer::pull::Config {
+                    durable_name: Some(name.to_owned()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait,
+                    max_ack_pending: 1024,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| err(e.into()))
+    }
+}
+
+/// A change to a configuration entry.
+#[derive(Debug)]
+pub enum ConfigEvent<T> {
+    Put(T),
+    Deleted(String),
+}
+
+impl Bus {
+    /// Current and future entries under `prefix.` (`source`, `subscription`) of the config
+    /// bucket. An entry that does not decode is logged and skipped.
+    pub async fn watch_config<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &'static str,
+    ) -> Result<impl futures::Stream<Item = ConfigEvent<T>> + use<T>, BusError> {
+        use futures::StreamExt;
+        let watch = self
+            .config
+            .watch_with_history(format!("{prefix}.*"))
+            .await
+            .map_err(|e| BusError::Watch(e.to_string()))?;
+        Ok(watch.filter_map(move |entry| async move {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::warn!(error = %e, "config watch error");
+                    return None;
+                }
+            };
+            let name = entry.key.strip_prefix(prefix)?.trim_start_matches('.').to_owned();
+            match entry.operation {
+                kv::Operation::Put => match serde_json::from_slice(&entry.value) {
+                    Ok(value) => Some(ConfigEvent::Put(value)),
+                    Err(e) => {
+                        tracing::warn!(key = %entry.key, error = %e, "undecodable config entry skipped");
+                        None
+                    }
+                },
+                kv::Operation::Delete | kv::Operation::Purge => Some(ConfigEvent::Deleted(name)),
+            }
+        }))
+    }
+
+    /// Writes configuration entries, skipping those already current (so watchers see no
+    /// change when nothing changed).
+    pub async fn apply_config(&self, loaded: &crate::config::Loaded) -> Result<usize, BusError> {
+        let mut written = 0;
+        let entries = loaded
+            .sources
+            .iter()
+            .map(|s| (m::source_key(&s.name), serde_json::to_vec(s)))
+            .chain(
+                loaded
+                    .subscriptions
+                    .iter()
+                    .map(|s| (m::subscription_key(&s.name), serde_json::to_vec(s))),
+            );
+        for (key, value) in entries {
+            let value = value.map_err(|e| BusError::Watch(e.to_string()))?;
+            let current = self
+                .config
+                .get(&key)
+                .await
+                .map_err(|e| BusError::Watch(e.to_string()))?;
+            if current.as_deref() != Some(value.as_slice()) {
+                self.config
+                    .put(&key, value.into())
+                    .await
+                    .map_err(|e| BusError::Watch(e.to_string()))?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+}

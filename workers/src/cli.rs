@@ -1,0 +1,146 @@
+//! Command-line interface: every flag has an environment fallback (`JOBMATCH_*`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobmatch",
+    version,
+    about = "Match job postings to resumes and tell people about them"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connections: Connections,
+    /// Log format: `text` or `json`.
+    #[arg(
+        long,
+        env = "JOBMATCH_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the parts of the system are.
+#[derive(Debug, Clone, Args)]
+pub struct Connections {
+    /// NATS server with JetStream.
+    #[arg(
+        long,
+        env = "JOBMATCH_NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true
+    )]
+    pub nats_url: String,
+    /// SMTP server for email notices, e.g. `smtp://127.0.0.1:2525` or `smtps://user:pass@host`.
+    #[arg(long, env = "JOBMATCH_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of email notices.
+    #[arg(
+        long,
+        env = "JOBMATCH_SMTP_FROM",
+        default_value = "jobmatch <jobmatch@localhost>",
+        global = true
+    )]
+    pub smtp_from: String,
+    /// A sentence-transformers model directory (config.json, tokenizer.json, model.safetensors).
+    #[arg(
+        long,
+        env = "JOBMATCH_MODEL_DIR",
+        default_value = ".cache/models/all-MiniLM-L6-v2",
+        global = true
+    )]
+    pub model_dir: PathBuf,
+    /// Qdrant gRPC URL (e.g. `http://qdrant:6334`); unset uses the embedded store.
+    #[arg(long, env = "JOBMATCH_QDRANT_URL", global = true)]
+    pub qdrant_url: Option<String>,
+    /// Where the embedded vector store keeps its data.
+    #[arg(
+        long,
+        env = "JOBMATCH_DATA_DIR",
+        default_value = ".jobmatch-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Serve `/health`, `/ready` and `/metrics` on this address (e.g. `0.0.0.0:9090`).
+    #[arg(long, env = "JOBMATCH_LISTEN", global = true)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Timeout of one board request.
+    #[arg(long, env = "JOBMATCH_HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub http_timeout: Duration,
+    /// Attempts per notice before it is dead-lettered.
+    #[arg(
+        long,
+        env = "JOBMATCH_NOTIFY_ATTEMPTS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub notify_attempts: u32,
+    /// Wait before the first retry of a notice; doubles each time.
+    #[arg(long, env = "JOBMATCH_NOTIFY_BACKOFF", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub notify_backoff: Duration,
+}
+
+/// Configuration files to apply before starting.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConfigFiles {
+    /// YAML file or directory of JobSource / MatchSubscription / Secret documents (repeatable).
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process.
+    All(ConfigFiles),
+    /// Poll job boards and publish postings.
+    Fetcher(ConfigFiles),
+    /// Embed postings and resumes.
+    Embedder(ConfigFiles),
+    /// Match postings and subscriptions.
+    Matcher(ConfigFiles),
+    /// Send notices.
+    Notifier(ConfigFiles),
+    /// Write JobSource and MatchSubscription documents to the configuration bucket.
+    Apply(ConfigFiles),
+    /// Embed texts from stdin (a JSON string or {"text": ...} per line); one JSON array per line out.
+    Embed,
+    /// Poll each JobSource in the files once and print its postings as JSON lines.
+    Fetch(ConfigFiles),
+    /// Show what the pipeline has done: postings, vectors, matches, notices.
+    Report {
+        /// Print a progress line until the pipeline is idle, then the matches.
+        #[arg(long)]
+        wait_idle: bool,
+        /// Give up waiting after this long.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+}
+
+/// A long-running role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Fetcher,
+    Embedder,
+    Matcher,
+    Notifier,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Fetcher, Role::Embedder, Role::Matcher, Role::Notifier];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Fetcher => "fetcher",
+            Role::Embedder => "embedder",
+            Role::Matcher => "matcher",
+            Role::Notifier => "notifier",
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The one-shot commands: `embed`, `fetch`, `apply` and `report`.
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jobmatch_core::messages::{self as m, MatchFound};
+
+use crate::bus::Bus;
+use crate::cli::Connections;
+use crate::embed::SentenceEmbedder;
+use crate::fetch::http::BoardClient;
+
+/// Texts embedded per model call when reading stdin.
+const EMBED_CHUNK: usize = 256;
+
+/// One input line: a JSON string, or an object with a `text` field.
+fn input_text(line: &str, number: usize) -> anyhow::Result<String> {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        Ok(serde_json::Value::Object(o)) => match o.get("text") {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            _ => anyhow::bail!("line {number}: expected {{\"text\": \"...\"}}"),
+        },
+        Ok(_) => anyhow::bail!("line {number}: expected a JSON string or {{\"text\": \"...\"}}"),
+        Err(e) => anyhow::bail!("line {number}: not JSON: {e}"),
+    }
+}
+
+pub fn embed(c: &Connections) -> anyhow::Result<()> {
+    let model = SentenceEmbedder::load(&c.model_dir)
+        .map_err(|e| anyhow::anyhow!("{e} (model directory {})", c.model_dir.display()))?;
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut texts = Vec::new();
+    let (mut count, mut truncated) = (0usize, 0usize);
+    let started = Instant::now();
+    let mut flush = |texts: &mut Vec<String>, out: &mut dyn Write| -> anyhow::Result<()> {
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let embeddings = model.embed(texts)?;
+        truncated += embeddings.truncated;
+        count += texts.len();
+        for vector in embeddings.vectors {
+            serde_json::to_writer(&mut *out, &vector)?;
+            out.write_all(b"\n")?;
+        }
+        texts.clear();
+        eprint!("\rembedded {count} texts");
+        Ok(())
+    };
+    for (i, line) in stdin.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        texts.push(input_text(&line, i + 1)?);
+        if texts.len() == EMBED_CHUNK {
+            flush(&mut texts, &mut out)?;
+        }
+    }
+    flush(&mut texts, &mut out)?;
+    out.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "\rembedded {count} texts in {secs:.2}s ({:.1} texts/s); {truncated} truncated at {} tokens",
+        count as f64 / secs.max(1e-9),
+        model.max_seq_len()
+    );
+    Ok(())
+}
+
+pub async fn fetch(c: &Connections, files: &[std::path::PathBuf]) -> anyhow::Result<bool> {
+    let loaded = crate::config::load_paths(files);
+    for e in &loaded.errors {
+        eprintln!("error: {e}");
+    }
+    let client = BoardClient::new(c.http_timeout)?;
+    let mut ok = loaded.errors.is_empty();
+    let mut out = std::io::stdout().lock();
+    for source in &loaded.sources {
+        match crate::fetch::poll(&client, source).await {
+            Ok(poll) => {
+                for posting in &poll.postings {
+                    serde_json::to_writer(&mut out, posting)?;
+                    out.write_all(b"\n")?;
+                }
+                for s in &poll.skipped {
+                    eprintln!(
+                        "{}: posting #{} skipped: {}",
+                        source.name, s.index, s.message
+                    );
+                }
+                eprintln!(
+                    "{}: {} postings, {} malformed, {} filtered out",
+                    source.name,
+                    poll.postings.len(),
+                    poll.skipped.len(),
+                    poll.filtered
+                );
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("{}: error ({}): {e}", source.name, e.category());
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// Counts read from JetStream: what each stage has produced and what waits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Progress {
+    postings: u64,
+    vectors: u64,
+    matches: u64,
+    notices: u64,
+    waiting: u64,
+}
+
+async fn progress(bus: &Bus) -> anyhow::Result<Progress> {
+    let mut p = Progress::default();
+    for (stream, slot) in [
+        (m::JOBS_STREAM, 0),
+        (m::VECTORS_STREAM, 1),
+        (m::MATCHES_STREAM, 2),
+    ] {
+        let mut s = bus.js.get_stream(stream).await?;
+        let messages = s.info().await?.state.messages;
+        match slot {
+            0 => p.postings = messages,
+            1 => p.vectors = messages,
+            _ => p.matches = messages,
+        }
+        for consumer in ["embedder", "matcher", "notifier"] {
+            if let Ok(consumer) = s
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
+                .await
+            {
+                let info = consumer.cached_info();
+                p.waiting += info.num_pending + info.num_ack_pending as u64;
+            }
+        }
+    }
+    let mut keys = bus.notices.keys().await?;
+    while let Some(key) = keys.next().await {
+        if bus.notices.get(key?).await?.as_deref() == Some(b"sent") {
+            p.notices += 1;
+        }
+    }
+    Ok(p)
+}
+
+pub async fn report(c: &Connections, wait_idle: bool, timeout: Duration) -> anyhow::Result<()> {
+    let bus = Bus::connect(&c.nats_url).await?;
+    if wait_idle {
+        let started = Instant::now();
+        let (mut last, mut stable_since) = (Progress::default(), Instant::now());
+        loop {
+            let p = progress(&bus).await?;
+            eprint!(
+                "\r[{:>4.0}s] postings {} · vectors {} · matches {} · notices sent {} · waiting {}   ",
+                started.elapsed().as_secs_f64(),
+                p.postings,
+                p.vectors,
+                p.matches,
+                p.notices,
+                p.waiting
+            );
+            if p != last {
+                (last, stable_since) = (p, Instant::now());
+            }
+            let idle = p.postings > 0
+                && p.waiting == 0
+                && stable_since.elapsed() >= Duration::from_secs(5);
+            if idle {
+                eprintln!();
+                break;
+            }
+            if started.elapsed() > timeout {
+                eprintln!();
+                anyhow::bail!("pipeline still busy after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let p = progress(&bus).await?;
+    println!("postings published: {}", p.postings);
+    println!("vectors: {}", p.vectors);
+    println!("notices sent: {}", p.notices);
+    println!("matches:");
+    let stream = bus.js.get_stream(m::MATCHES_STREAM).await?;
+    let count = stream.get_info().await?.state.messages;
+    if count > 0 {
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await?;
+        let mut messages = consumer.messages().await?.take(count as usize);
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(message) = messages.next().await {
+            let found: MatchFound = serde_json::from_slice(&message?.payload)?;
+            if seen.insert(found.notice_key()) {
+                let e = &found.explanation;
+                let terms = if e.matched_terms.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · matched {}", e.matched_terms.join(", "))
+                };
+                println!(
+                    "  {:<12} {:.2}  {} at {} ({}){terms}",
+                    found.subscription,
+                    e.score,
+                    found.posting.title,
+                    found.posting.company,
+                    found.posting.locations.join("; ")
+                );
+            }
+        }
+    }
+    Ok(())
+}

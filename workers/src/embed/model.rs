@@ -1,0 +1,259 @@
+//! A sentence-transformers model directory, loaded for inference: tokenizer, BERT
+//! encoder, pooling and normalization, with texts batched by length.
+//!
+//! Any sentence-transformers directory with `config.json`, `tokenizer.json` and
+//! `model.safetensors` works; `sentence_bert_config.json`, `1_Pooling/config.json` and
+//! `modules.json` are honoured when present.
+//!
+//! Tokenization follows sentence-transformers rather than the `tokenizer.json` defaults:
+//! truncation at `max_seq_length` and padding to the longest text of each batch, so
+//! vectors do not depend on how texts were batched.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
+
+use super::bert::{BertConfig, BertModel, cls_pool, l2_normalize, mean_pool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("model directory {0}: no {1} (is this a sentence-transformers model directory?)")]
+    MissingFile(PathBuf, &'static str),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Config {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("model: {0}")]
+    Model(#[from] candle_core::Error),
+}
+
+/// How token states become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    Mean,
+    Cls,
+}
+
+/// Batch shaping: the most texts in one forward pass, and the most padded tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_texts: usize,
+    pub max_tokens: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        Self {
+            max_texts: 32,
+            max_tokens: 8192,
+        }
+    }
+}
+
+/// Vectors in input order, and how many inputs were cut at the model's limit.
+#[derive(Debug)]
+pub struct Embeddings {
+    pub vectors: Vec<Vec<f32>>,
+    pub truncated: usize,
+}
+
+pub struct SentenceEmbedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    normalize: bool,
+    max_seq_len: usize,
+    dimension: usize,
+    limits: BatchLimits,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+}
+
+#[derive(Deserialize)]
+struct ModuleEntry {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, EmbedError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EmbedError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| EmbedError::Config {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_optional_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, EmbedError> {
+    if path.exists() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+impl SentenceEmbedder {
+    /// Loads a model directory onto the GPU when one is built in and present, else the CPU.
+    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let device = Device::cuda_if_available(0)?;
+        Self::load_on(dir, &device)
+    }
+
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Self, EmbedError> {
+        let required = |name: &'static str| -> Result<PathBuf, EmbedError> {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(EmbedError::MissingFile(dir.to_owned(), name))
+            }
+        };
+        let config: BertConfig = read_json(&required("config.json")?)?;
+        let weights = required("model.safetensors")?;
+        let mut tokenizer = Tokenizer::from_file(required("tokenizer.json")?)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+
+        let st_max =
+            read_optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
+                .and_then(|c| c.max_seq_length);
+        let max_seq_len = st_max
+            .unwrap_or(config.max_position_embeddings)
+            .min(config.max_position_embeddings);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_len,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                ..Default::default()
+            }))
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        // Padding is done per batch below, to the longest text in it.
+        tokenizer.with_padding(None);
+
+        let pooling = match read_optional_json::<PoolingConfig>(&dir.join("1_Pooling/config.json"))?
+        {
+            Some(p) if p.pooling_mode_cls_token => Pooling::Cls,
+            _ => Pooling::Mean,
+        };
+        let normalize = match read_optional_json::<Vec<ModuleEntry>>(&dir.join("modules.json"))? {
+            Some(modules) => modules.iter().any(|m| m.kind.ends_with(".Normalize")),
+            None => true,
+        };
+
+        // SAFETY: the weights file is memory-mapped read-only; candle copies what it
+        // needs and the file is not modified while the model lives.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
+        let model = BertModel::load(vb, &config)?;
+        Ok(Self {
+            model,
+            tokenizer,
+            pooling,
+            normalize,
+            max_seq_len,
+            dimension: config.hidden_size,
+            limits: BatchLimits::default(),
+        })
+    }
+
+    pub fn with_limits(mut self, limits: BatchLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Length of each vector.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// Tokens per text, beyond which texts are truncated.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+
+    pub fn device(&self) -> &Device {
+        self.model.device()
+    }
+
+    /// Embeds texts, returning one vector per text in input order.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Embeddings, EmbedError> {
+        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let truncated = encodings
+            .iter()
+            .filter(|e| !e.get_overflowing().is_empty())
+            .count();
+
+        // Longest first: batches of similar lengths waste little on padding.
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+
+        let mut vectors = vec![Vec::new(); encodings.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let longest = encodings[order[start]].get_ids().len().max(1);
+            let fit = (self.limits.max_tokens / longest).clamp(1, self.limits.max_texts);
+            let end = (start + fit).min(order.len());
+            let batch = &order[start..end];
+            let rows = self.forward(batch.iter().map(|&i| encodings[i].get_ids()), longest)?;
+            for (&i, row) in batch.iter().zip(rows) {
+                vectors[i] = row;
+            }
+            start = end;
+        }
+        Ok(Embeddings { vectors, truncated })
+    }
+
+    /// One forward pass over texts padded to `seq` tokens.
+    fn forward<'a>(
+        &self,
+        texts: impl ExactSizeIterator<Item = &'a [u32]>,
+        seq: usize,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let batch = texts.len();
+        let mut ids = vec![0u32; batch * seq];
+        let mut mask = vec![0u32; batch * seq];
+        for (row, text) in texts.enumerate() {
+            ids[row * seq..row * seq + text.len()].copy_from_slice(text);
+            mask[row * seq..row * seq + text.len()].fill(1);
+        }
+        let device = self.model.device();
+        let ids = Tensor::from_vec(ids, (batch, seq), device)?;
+        let mask = Tensor::from_vec(mask, (batch, seq), device)?;
+        let hidden = self.model.forward(&ids, &mask)?;
+        let pooled = match self.pooling {
+            Pooling::Mean => mean_pool(&hidden, &mask)?,
+            Pooling::Cls => cls_pool(&hidden)?,
+        };
+        let pooled = if self.normalize {
+            l2_normalize(&pooled)?
+        } else {
+            pooled
+        };
+        Ok(pooled.to_dtype(DType::F32)?.to_vec2()?)
+    }
+}

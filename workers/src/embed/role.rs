@@ -1,0 +1,225 @@
+//! The `embedder` role.
+//!
+//! Contract: reads the JOBS stream in batches and publishes each posting with its vector
+//! to `jobmatch.vectors.job`; watches `subscription.*` config entries and publishes each
+//! resume's vector (or its deletion) to `jobmatch.vectors.subscription`. Messages are
+//! acknowledged only after their vectors are published.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::message::PublishMessage as Publish;
+use futures::StreamExt;
+use jobmatch_core::Posting;
+use jobmatch_core::ids::digest_hex;
+use jobmatch_core::messages::{self as m, Embedded, SubscriptionConfig, SubscriptionProfile};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::SentenceEmbedder;
+use crate::bus::{Bus, ConfigEvent};
+use crate::metrics::Metrics;
+
+/// Most postings embedded in one pass.
+const BATCH: usize = 64;
+
+/// Embeds on a blocking thread, so the async runtime keeps serving NATS meanwhile.
+pub async fn embed_blocking(
+    model: &Arc<SentenceEmbedder>,
+    metrics: &Metrics,
+    texts: Vec<String>,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let model = model.clone();
+    let count = texts.len();
+    let embeddings = tokio::task::spawn_blocking(move || model.embed(&texts)).await??;
+    metrics.texts_embedded.inc_by(count as u64);
+    if embeddings.truncated > 0 {
+        metrics.truncations.inc_by(embeddings.truncated as u64);
+        info!(
+            truncated = embeddings.truncated,
+            of = count,
+            "texts cut at the model's token limit"
+        );
+    }
+    Ok(embeddings.vectors)
+}
+
+async fn publish(
+    bus: &Bus,
+    subject: &'static str,
+    id: Option<String>,
+    item: &Embedded,
+) -> anyhow::Result<()> {
+    let mut publish = Publish::build().payload(serde_json::to_vec(item)?.into());
+    if let Some(id) = id {
+        publish = publish.message_id(id);
+    }
+    bus.js.send_publish(subject, publish).await?.await?;
+    Ok(())
+}
+
+pub async fn run(
+    bus: Bus,
+    model: Arc<SentenceEmbedder>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let consumer = bus
+        .consumer(m::JOBS_STREAM, "embedder", Duration::from_secs(120))
+        .await?;
+    let subscriptions = bus
+        .watch_config::<SubscriptionConfig>("subscription")
+        .await?;
+    info!(
+        dimension = model.dimension(),
+        max_tokens = model.max_seq_len(),
+        "embedder started"
+    );
+    // Resumes and postings are two loops: neither waits behind the other, and dropping
+    // one's future never abandons a half-received batch of the other.
+    let resumes = {
+        let (bus, model, metrics, cancel) =
+            (bus.clone(), model.clone(), metrics.clone(), cancel.clone());
+        async move {
+            let mut subscriptions = std::pin::pin!(subscriptions);
+            loop {
+                let event = tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    event = subscriptions.next() => event.ok_or_else(|| anyhow::anyhow!("config watch ended"))?,
+                };
+                if let Err(e) = subscription_changed(&bus, &model, &metrics, event).await {
+                    warn!(error = %e, "embedding a resume failed; it is retried when the subscription changes or the embedder restarts");
+                }
+            }
+        }
+    };
+    let postings = async {
+        while !cancel.is_cancelled() {
+            let batch = consumer
+                .fetch()
+                .max_messages(BATCH)
+                .expires(Duration::from_secs(1))
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    warn!(error = %e, "fetching postings failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut messages = Vec::new();
+            while let Some(message) = batch.next().await {
+                match message {
+                    Ok(message) => messages.push(message),
+                    Err(e) => warn!(error = %e, "consumer error"),
+                }
+            }
+            if !messages.is_empty() {
+                embed_postings(&bus, &model, &metrics, messages).await?;
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(resumes, postings)?;
+    info!("embedder stopped");
+    Ok(())
+}
+
+async fn embed_postings(
+    bus: &Bus,
+    model: &Arc<SentenceEmbedder>,
+    metrics: &Metrics,
+    messages: Vec<async_nats::jetstream::Message>,
+) -> anyhow::Result<()> {
+    let mut postings = Vec::new();
+    let mut accepted = Vec::new();
+    for message in messages {
+        match serde_json::from_slice::<Posting>(&message.payload) {
+            Ok(posting) => {
+                postings.push(posting);
+                accepted.push(message);
+            }
+            Err(e) => {
+                warn!(subject = %message.subject, error = %e, "undecodable posting dropped");
+                message
+                    .ack_with(AckKind::Term)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            }
+        }
+    }
+    let texts = postings.iter().map(Posting::embedding_text).collect();
+    let vectors = match embed_blocking(model, metrics, texts).await {
+        Ok(vectors) => vectors,
+        Err(e) => {
+            warn!(error = %e, count = accepted.len(), "embedding failed; postings will be redelivered");
+            for message in accepted {
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(10))))
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            }
+            return Ok(());
+        }
+    };
+    for ((posting, vector), message) in postings.into_iter().zip(vectors).zip(accepted) {
+        let id = format!("job|{}|{}", posting.id, posting.content_hash());
+        publish(
+            bus,
+            m::VECTORS_JOB_SUBJECT,
+            Some(id),
+            &Embedded::Job { posting, vector },
+        )
+        .await?;
+        message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(())
+}
+
+async fn subscription_changed(
+    bus: &Bus,
+    model: &Arc<SentenceEmbedder>,
+    metrics: &Metrics,
+    event: ConfigEvent<SubscriptionConfig>,
+) -> anyhow::Result<()> {
+    match event {
+        ConfigEvent::Put(subscription) => {
+            let criteria = serde_json::to_vec(&subscription.criteria)?;
+            let id = format!(
+                "subscription|{}|{}",
+                subscription.name,
+                digest_hex(&[subscription.resume.as_bytes(), &criteria])
+            );
+            let vector = embed_blocking(model, metrics, vec![subscription.resume.clone()])
+                .await?
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("model returned no vector"))?;
+            let profile = SubscriptionProfile {
+                name: subscription.name.clone(),
+                criteria: subscription.criteria,
+            };
+            publish(
+                bus,
+                m::VECTORS_SUBSCRIPTION_SUBJECT,
+                Some(id),
+                &Embedded::Subscription { profile, vector },
+            )
+            .await?;
+            info!(subscription = %subscription.name, "resume embedded");
+        }
+        ConfigEvent::Deleted(name) => {
+            publish(
+                bus,
+                m::VECTORS_SUBSCRIPTION_SUBJECT,
+                None,
+                &Embedded::SubscriptionDeleted { name: name.clone() },
+            )
+            .await?;
+            info!(subscription = %name, "subscription deleted");
+        }
+    }
+    Ok(())
+}

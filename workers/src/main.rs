@@ -1,0 +1,69 @@
+use clap::Parser;
+use jobmatch_workers::cli::{Cli, Command, Role};
+use jobmatch_workers::{bus::Bus, commands, runtime};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("JOBMATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    // One TLS crypto provider for every client (reqwest, lettre, async-nats, tonic).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = &cli.connections;
+    if let Command::Embed = cli.command {
+        return commands::embed(c);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match &cli.command {
+            Command::All(f) => runtime::run_roles(c, &Role::ALL, &f.files).await,
+            Command::Fetcher(f) => runtime::run_roles(c, &[Role::Fetcher], &f.files).await,
+            Command::Embedder(f) => runtime::run_roles(c, &[Role::Embedder], &f.files).await,
+            Command::Matcher(f) => runtime::run_roles(c, &[Role::Matcher], &f.files).await,
+            Command::Notifier(f) => runtime::run_roles(c, &[Role::Notifier], &f.files).await,
+            Command::Apply(f) => {
+                let loaded = jobmatch_workers::config::load_paths(&f.files);
+                let bus = Bus::connect(&c.nats_url).await?;
+                let written = bus.apply_config(&loaded).await?;
+                for e in &loaded.errors {
+                    eprintln!("error: {e}");
+                }
+                println!(
+                    "{} sources, {} subscriptions applied ({written} changed), {} invalid",
+                    loaded.sources.len(),
+                    loaded.subscriptions.len(),
+                    loaded.errors.len()
+                );
+                if loaded.errors.is_empty() {
+                    Ok(())
+                } else {
+                    std::process::exit(1)
+                }
+            }
+            Command::Fetch(f) => {
+                if commands::fetch(c, &f.files).await? {
+                    Ok(())
+                } else {
+                    std::process::exit(1)
+                }
+            }
+            Command::Report { wait_idle, timeout } => {
+                commands::report(c, *wait_idle, *timeout).await
+            }
+            Command::Embed => unreachable!("handled above"),
+        }
+    })
+}

@@ -1,0 +1,318 @@
+//! Whether a posting matches a subscription, and why: pure functions.
+//!
+//! [`evaluate`] is the single source of truth. [`prefilter`] expresses its remote and
+//! location rules as a vector-store filter so a backfill search skips what cannot match;
+//! it never rejects a posting that `evaluate` would accept (tested below).
+
+use jobmatch_core::messages::Explanation;
+use jobmatch_core::{Criteria, Posting, RemotePolicy, Workplace};
+use serde_json::{Map, Value, json};
+
+use crate::store::{Condition, Filter};
+
+/// Payload fields of a job point.
+pub const WORKPLACE_FIELD: &str = "workplace";
+pub const LOCATION_FIELD: &str = "location_keys";
+pub const POSTING_FIELD: &str = "posting";
+
+/// Why a posting is not a match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    NotRemote,
+    Remote,
+    Location,
+    MissingTerm(String),
+    ForbiddenTerm(String),
+    Score(f32),
+}
+
+/// The lower-cased names a location can be matched by: the whole string and its parts
+/// (`"Berlin, Germany"` → `berlin, germany`, `berlin`, `germany`).
+pub fn location_keys(locations: &[String]) -> Vec<String> {
+    let mut keys = Vec::new();
+    for location in locations {
+        let lower = location.trim().to_lowercase();
+        let parts = lower
+            .split([',', ';', '/', '|', '(', ')'])
+            .flat_map(|part| part.split(" - "))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        for key in std::iter::once(lower.clone()).chain(parts) {
+            if !key.is_empty() && !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+fn workplace_name(w: Workplace) -> &'static str {
+    match w {
+        Workplace::Remote => "remote",
+        Workplace::Hybrid => "hybrid",
+        Workplace::Onsite => "onsite",
+        Workplace::Unknown => "unknown",
+    }
+}
+
+/// The payload stored with a job's vector.
+pub fn job_payload(posting: &Posting) -> Map<String, Value> {
+    let mut payload = Map::new();
+    payload.insert(
+        WORKPLACE_FIELD.into(),
+        json!(workplace_name(posting.workplace)),
+    );
+    payload.insert(
+        LOCATION_FIELD.into(),
+        json!(location_keys(&posting.locations)),
+    );
+    payload.insert(POSTING_FIELD.into(), json!(posting));
+    payload
+}
+
+fn wanted_locations(criteria: &Criteria) -> Vec<String> {
+    criteria
+        .locations
+        .iter()
+        .map(|l| l.trim().to_lowercase())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The remote and location rules of `criteria` as a store filter.
+pub fn prefilter(criteria: &Criteria) -> Filter {
+    let remote = Condition::keyword(WORKPLACE_FIELD, "remote");
+    let wanted = wanted_locations(criteria);
+    let in_location = (!wanted.is_empty()).then(|| Condition::AnyKeyword {
+        key: LOCATION_FIELD.into(),
+        values: wanted,
+    });
+    match (criteria.remote, in_location) {
+        (RemotePolicy::Required, _) => Filter {
+            must: vec![remote],
+            ..Default::default()
+        },
+        (RemotePolicy::Allowed, None) => Filter::default(),
+        (RemotePolicy::Allowed, Some(place)) => Filter {
+            should: vec![remote, place],
+            ..Default::default()
+        },
+        (RemotePolicy::Excluded, place) => Filter {
+            must: place.into_iter().collect(),
+            must_not: vec![remote],
+            ..Default::default()
+        },
+    }
+}
+
+/// Whether `term` occurs in `text` as a whole word or phrase: `go` is not in `good`,
+/// `php` is not in `phpunit`, `c++` and `node.js` are found as written.
+pub fn contains_term(text: &str, term: &str) -> bool {
+    let term = term.trim().to_lowercase();
+    if term.is_empty() {
+        return false;
+    }
+    let is_word = |c: char| c.is_alphanumeric();
+    text.match_indices(&term).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + term.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+/// Decides a posting against a subscription's criteria, given the cosine score of
+/// resume and posting.
+pub fn evaluate(
+    criteria: &Criteria,
+    posting: &Posting,
+    score: f32,
+) -> Result<Explanation, Rejection> {
+    let mut filters = Vec::new();
+    let remote = posting.workplace == Workplace::Remote;
+    let wanted = wanted_locations(criteria);
+    let keys = location_keys(&posting.locations);
+    let place = wanted.iter().find(|w| keys.contains(w));
+    match criteria.remote {
+        RemotePolicy::Required if !remote => return Err(Rejection::NotRemote),
+        RemotePolicy::Required => filters.push("remote: required (posting is remote)".to_owned()),
+        RemotePolicy::Excluded if remote => return Err(Rejection::Remote),
+        RemotePolicy::Allowed if remote => {
+            filters.push("remote: allowed (posting is remote)".to_owned())
+        }
+        RemotePolicy::Allowed | RemotePolicy::Excluded => {
+            if wanted.is_empty() {
+                filters.push(format!("workplace: {}", workplace_name(posting.workplace)));
+            } else if let Some(place) = place {
+                filters.push(format!("location: {place}"));
+            } else {
+                return Err(Rejection::Location);
+            }
+        }
+    }
+
+    let text = posting.searchable_text();
+    let mut matched_terms = Vec::new();
+    for term in &criteria.must_have {
+        if !contains_term(&text, term) {
+            return Err(Rejection::MissingTerm(term.clone()));
+        }
+        matched_terms.push(term.clone());
+    }
+    if let Some(term) = criteria
+        .must_not_have
+        .iter()
+        .find(|t| contains_term(&text, t))
+    {
+        return Err(Rejection::ForbiddenTerm(term.clone()));
+    }
+    if !criteria.must_not_have.is_empty() {
+        filters.push(format!(
+            "mustNotHave: none of {}",
+            criteria.must_not_have.join(", ")
+        ));
+    }
+    if score < criteria.min_score {
+        return Err(Rejection::Score(score));
+    }
+    let (found, missing): (Vec<String>, Vec<String>) = criteria
+        .preferred
+        .iter()
+        .cloned()
+        .partition(|t| contains_term(&text, t));
+    matched_terms.extend(found);
+    Ok(Explanation {
+        score,
+        min_score: criteria.min_score,
+        matched_terms,
+        missing_terms: missing,
+        filters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn posting(workplace: Workplace, locations: &[&str], description: &str) -> Posting {
+        Posting {
+            id: "greenhouse:acme:1".into(),
+            source: "acme".into(),
+            title: "Backend Engineer".into(),
+            company: "Acme".into(),
+            locations: locations.iter().map(|s| s.to_string()).collect(),
+            workplace,
+            url: "https://example.com".into(),
+            description: description.into(),
+            tags: vec![],
+            employment_type: None,
+            salary: None,
+            posted_at: None,
+            updated_at: None,
+        }
+    }
+
+    fn criteria(remote: RemotePolicy, locations: &[&str]) -> Criteria {
+        Criteria {
+            remote,
+            locations: locations.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn location_keys_split_parts() {
+        let keys = location_keys(&["Berlin, Germany".into(), "Remote - Europe".into()]);
+        assert_eq!(
+            keys,
+            [
+                "berlin, germany",
+                "berlin",
+                "germany",
+                "remote - europe",
+                "remote",
+                "europe"
+            ]
+        );
+    }
+
+    #[test]
+    fn remote_policies() {
+        let remote = posting(Workplace::Remote, &["Remote"], "");
+        let berlin = posting(Workplace::Onsite, &["Berlin, Germany"], "");
+        let paris = posting(Workplace::Hybrid, &["Paris"], "");
+        let allowed = criteria(RemotePolicy::Allowed, &["Berlin"]);
+        assert!(evaluate(&allowed, &remote, 0.9).is_ok());
+        assert!(evaluate(&allowed, &berlin, 0.9).is_ok());
+        assert_eq!(evaluate(&allowed, &paris, 0.9), Err(Rejection::Location));
+        let required = criteria(RemotePolicy::Required, &[]);
+        assert!(evaluate(&required, &remote, 0.9).is_ok());
+        assert_eq!(evaluate(&required, &berlin, 0.9), Err(Rejection::NotRemote));
+        let excluded = criteria(RemotePolicy::Excluded, &["paris"]);
+        assert_eq!(evaluate(&excluded, &remote, 0.9), Err(Rejection::Remote));
+        assert!(evaluate(&excluded, &paris, 0.9).is_ok());
+        assert_eq!(evaluate(&excluded, &berlin, 0.9), Err(Rejection::Location));
+    }
+
+    #[test]
+    fn terms_are_whole_words() {
+        assert!(contains_term("we use go and rust", "go"));
+        assert!(!contains_term("a good place", "go"));
+        assert!(contains_term("modern c++ codebase", "C++"));
+        assert!(contains_term("node.js, react", "node.js"));
+        assert!(!contains_term("phpunit", "php"));
+    }
+
+    #[test]
+    fn terms_and_score_decide_with_explanation() {
+        let p = posting(
+            Workplace::Remote,
+            &[],
+            "Rust services on Kubernetes. Some PHP legacy.",
+        );
+        let mut c = criteria(RemotePolicy::Allowed, &[]);
+        c.must_have = vec!["rust".into()];
+        c.preferred = vec!["kubernetes".into(), "kafka".into()];
+        c.min_score = 0.4;
+        let e = evaluate(&c, &p, 0.5).unwrap();
+        assert_eq!(e.matched_terms, ["rust", "kubernetes"]);
+        assert_eq!(e.missing_terms, ["kafka"]);
+        assert_eq!(e.filters, ["remote: allowed (posting is remote)"]);
+        assert_eq!(evaluate(&c, &p, 0.39), Err(Rejection::Score(0.39)));
+        c.must_not_have = vec!["php".into()];
+        assert_eq!(
+            evaluate(&c, &p, 0.5),
+            Err(Rejection::ForbiddenTerm("php".into()))
+        );
+        c.must_have = vec!["java".into()];
+        assert_eq!(
+            evaluate(&c, &p, 0.5),
+            Err(Rejection::MissingTerm("java".into()))
+        );
+    }
+
+    #[test]
+    fn prefilter_never_rejects_what_evaluate_accepts() {
+        let postings = [
+            posting(Workplace::Remote, &["Remote - Europe"], ""),
+            posting(Workplace::Onsite, &["Berlin, Germany"], ""),
+            posting(Workplace::Hybrid, &["Paris"], ""),
+            posting(Workplace::Unknown, &[], ""),
+        ];
+        for policy in [
+            RemotePolicy::Required,
+            RemotePolicy::Allowed,
+            RemotePolicy::Excluded,
+        ] {
+            for places in [&[][..], &["berlin"][..], &["Paris", "London"][..]] {
+                let c = criteria(policy, places);
+                let filter = prefilter(&c);
+                for p in &postings {
+                    let accepted = evaluate(&c, p, 1.0).is_ok();
+                    let passes = filter.accepts(&job_payload(p));
+                    assert_eq!(accepted, passes, "{policy:?} {places:?} {:?}", p.locations);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The `matcher` role.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage as Publish;
+use futures::StreamExt;
+use jobmatch_core::Posting;
+use jobmatch_core::messages::{self as m, Embedded, MatchFound, SubscriptionProfile};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::criteria::{self, POSTING_FIELD, evaluate, job_payload, prefilter};
+use crate::bus::Bus;
+use crate::metrics::Metrics;
+use crate::store::{AnyStore, Point, Query, StoreError, VectorStore};
+
+pub const JOBS_COLLECTION: &str = "jobmatch_jobs";
+pub const SUBSCRIPTIONS_COLLECTION: &str = "jobmatch_subscriptions";
+const PROFILE_FIELD: &str = "profile";
+/// Most subscriptions one new job is checked against.
+const MAX_SUBSCRIPTIONS_PER_JOB: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("publishing match: {0}")]
+    Publish(String),
+}
+
+pub struct Matcher {
+    bus: Bus,
+    store: AnyStore,
+    metrics: Arc<Metrics>,
+    /// Collections are created on the first vector, sized by it.
+    collections: tokio::sync::OnceCell<()>,
+}
+
+impl Matcher {
+    pub fn new(bus: Bus, store: AnyStore, metrics: Arc<Metrics>) -> Self {
+        Self {
+            bus,
+            store,
+            metrics,
+            collections: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn ensure_collections(&self, dimension: usize) -> Result<(), StoreError> {
+        self.collections
+            .get_or_try_init(|| async {
+                self.store
+                    .ensure_collection(
+                        JOBS_COLLECTION,
+                        dimension,
+                        &[criteria::WORKPLACE_FIELD, criteria::LOCATION_FIELD],
+                    )
+                    .await?;
+                self.store
+                    .ensure_collection(SUBSCRIPTIONS_COLLECTION, dimension, &[])
+                    .await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn handle(&self, item: Embedded) -> Result<usize, MatchError> {
+        match &item {
+            Embedded::Job { vector, .. } | Embedded::Subscription { vector, .. } => {
+                self.ensure_collections(vector.len()).await?
+            }
+            Embedded::SubscriptionDeleted { .. } => {
+                if self.collections.get().is_none() {
+                    return Ok(0);
+                }
+            }
+        }
+        match item {
+            Embedded::Job { posting, vector } => self.job(posting, vector).await,
+            Embedded::Subscription { profile, vector } => self.subscription(profile, vector).await,
+            Embedded::SubscriptionDeleted { name } => {
+                self.store.delete(SUBSCRIPTIONS_COLLECTION, &[name]).await?;
+                Ok(0)
+            }
+        }
+    }
+
+    async fn job(&self, posting: Posting, vector: Vec<f32>) -> Result<usize, MatchError> {
+        self.store
+            .upsert(
+                JOBS_COLLECTION,
+                vec![Point {
+                    id: posting.id.clone(),
+                    vector: vector.clone(),
+                    payload: job_payload(&posting),
+                }],
+            )
+            .await?;
+        let hits = self
+            .store
+            .search(
+                SUBSCRIPTIONS_COLLECTION,
+                &Query {
+                    vector,
+                    filter: Default::default(),
+                    limit: MAX_SUBSCRIPTIONS_PER_JOB,
+                    min_score: None,
+                },
+            )
+            .await?;
+        let mut found = 0;
+        for hit in hits {
+            let Some(profile) = hit
+                .payload
+                .get(PROFILE_FIELD)
+                .and_then(|v| serde_json::from_value::<SubscriptionProfile>(v.clone()).ok())
+            else {
+                warn!(subscription = %hit.id, "stored subscription without a readable profile");
+                continue;
+            };
+            match evaluate(&profile.criteria, &posting, hit.score) {
+                Ok(explanation) => {
+                    self.publish(MatchFound {
+                        subscription: profile.name,
+                        posting: posting.clone(),
+                        explanation,
+                    })
+                    .await?;
+                    found += 1;
+                }
+                Err(why) => {
+                    debug!(subscription = %profile.name, posting = %posting.id, ?why, "no match")
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn subscription(
+        &self,
+        profile: SubscriptionProfile,
+        vector: Vec<f32>,
+    ) -> Result<usize, MatchError> {
+        let mut payload = serde_json::Map::new();
+        payload.insert(PROFILE_FIELD.into(), json!(profile));
+        self.store
+            .upsert(
+                SUBSCRIPTIONS_COLLECTION,
+                vec![Point {
+                    id: profile.name.clone(),
+                    vector: vector.clone(),
+                    payload,
+                }],
+            )
+            .await?;
+        let c = &profile.criteria;
+        // Term rules are not store filters: ask for more than topK and keep the best topK
+        // that pass them.
+        let hits = self
+            .store
+            .search(
+                JOBS_COLLECTION,
+                &Query {
+                    vector,
+                    filter: prefilter(c),
+                    limit: (c.top_k * 10).max(200),
+                    min_score: Some(c.min_score),
+                },
+            )
+            .await?;
+        let mut found = 0;
+        for hit in hits {
+            if found >= c.top_k {
+                break;
+            }
+            let Some(posting) = hit
+                .payload
+                .get(POSTING_FIELD)
+                .and_then(|v: &Value| serde_json::from_value::<Posting>(v.clone()).ok())
+            else {
+                warn!(job = %hit.id, "stored job without a readable posting");
+                continue;
+            };
+            if let Ok(explanation) = evaluate(c, &posting, hit.score) {
+                self.publish(MatchFound {
+                    subscription: profile.name.clone(),
+                    posting,
+                    explanation,
+                })
+                .await?;
+                found += 1;
+            }
+        }
+        info!(subscription = %profile.name, matches = found, "backfilled subscription");
+        Ok(found)
+    }
+
+    async fn publish(&self, found: MatchFound) -> Result<(), MatchError> {
+        let err = |e: &dyn std::fmt::Display| MatchError::Publish(e.to_string());
+        let payload = serde_json::to_vec(&found).map_err(|e| err(&e))?;
+        let id = format!(
+            "{}|{}|{}",
+            found.subscription,
+            found.posting.id,
+            found.posting.content_hash()
+        );
+        info!(subscription = %found.subscription, posting = %found.posting.id, score = found.explanation.score, "match");
+        self.bus
+            .js
+            .send_publish(
+                m::matches_subject(&found.subscription),
+                Publish::build().message_id(id).payload(payload.into()),
+            )
+            .await
+            .map_err(|e| err(&e))?
+            .await
+            .map_err(|e| err(&e))?;
+        self.metrics.matches_found.inc();
+        Ok(())
+    }
+}
+
+pub async fn run(matcher: Matcher, cancel: CancellationToken) -> anyhow::Result<()> {
+    let consumer = matcher
+        .bus
+        .consumer(m::VECTORS_STREAM, "matcher", Duration::from_secs(60))
+        .await?;
+    let mut messages = consumer.messages().await?;
+    info!("matcher started");
+    loop {
+        // Cancellation is checked between messages, never inside one, so no ack is lost.
+        let message = tokio::select! {
+            _ = cancel.cancelled() => break,
+            next = messages.next() => match next {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => { warn!(error = %e, "consumer error"); continue; }
+                None => anyhow::bail!("VECTORS consumer ended"),
+            },
+        };
+        let item: Embedded = match serde_json::from_slice(&message.payload) {
+            Ok(item) => item,
+            Err(e) => {
+                warn!(subject = %message.subject, error = %e, "undecodable vector message dropped");
+                message
+                    .ack_with(async_nats::jetstream::AckKind::Term)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                continue;
+            }
+        };
+        match matcher.handle(item).await {
+            Ok(_) => message.ack().await.map_err(|e| anyhow::anyhow!(e))?,
+            Err(e) => {
+                warn!(error = %e, "matching failed; will be redelivered");
+                message
+                    .ack_with(async_nats::jetstream::AckKind::Nak(Some(
+                        Duration::from_secs(5),
+                    )))
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            }
+        }
+    }
+    info!("matcher stopped");
+    Ok(())
+}

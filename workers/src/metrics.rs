@@ -1,0 +1,105 @@
+//! Every metric the worker exports, in one place: names (prefix `jobmatch_`), labels and
+//! the registry served on `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    pub channel: String,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub polls: Counter,
+    pub poll_error_family: Family<CategoryLabel, Counter>,
+    pub postings_published: Counter,
+    pub postings_malformed: Counter,
+    pub texts_embedded: Counter,
+    pub truncations: Counter,
+    pub matches_found: Counter,
+    pub notice_family: Family<ChannelLabel, Counter>,
+    pub notice_failure_family: Family<ChannelLabel, Counter>,
+    pub notices_duplicate: Counter,
+}
+
+impl Metrics {
+    pub fn poll_errors(&self, category: &str) -> Counter {
+        self.poll_error_family
+            .get_or_create(&CategoryLabel {
+                category: category.to_owned(),
+            })
+            .clone()
+    }
+
+    pub fn notices_sent(&self, channel: &str) -> Counter {
+        self.notice_family
+            .get_or_create(&ChannelLabel {
+                channel: channel.to_owned(),
+            })
+            .clone()
+    }
+
+    pub fn notice_failures(&self, channel: &str) -> Counter {
+        self.notice_failure_family
+            .get_or_create(&ChannelLabel {
+                channel: channel.to_owned(),
+            })
+            .clone()
+    }
+
+    /// A registry holding every metric, for the `/metrics` endpoint.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::with_prefix("jobmatch");
+        r.register("polls", "Board polls started", self.polls.clone());
+        r.register(
+            "poll_errors",
+            "Board polls that failed, by error category",
+            self.poll_error_family.clone(),
+        );
+        r.register(
+            "postings_published",
+            "New or changed postings published",
+            self.postings_published.clone(),
+        );
+        r.register(
+            "postings_malformed",
+            "Postings skipped because they could not be read",
+            self.postings_malformed.clone(),
+        );
+        r.register(
+            "texts_embedded",
+            "Texts embedded",
+            self.texts_embedded.clone(),
+        );
+        r.register(
+            "embed_truncations",
+            "Texts cut at the model's token limit",
+            self.truncations.clone(),
+        );
+        r.register("matches_found", "Matches found", self.matches_found.clone());
+        r.register(
+            "notices_sent",
+            "Notices delivered, by channel",
+            self.notice_family.clone(),
+        );
+        r.register(
+            "notice_failures",
+            "Notices dead-lettered after every retry failed",
+            self.notice_failure_family.clone(),
+        );
+        r.register(
+            "notices_duplicate",
+            "Notices skipped because they had already been sent",
+            self.notices_duplicate.clone(),
+        );
+        r
+    }
+}

@@ -1,0 +1,194 @@
+//! Running roles: shared clients built once, each role started as a task, the first
+//! failure stops the process, and SIGINT/SIGTERM stop it cleanly (every role finishes the
+//! message it holds, then exits).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::bus::Bus;
+use crate::cli::{Connections, Role};
+use crate::embed::SentenceEmbedder;
+use crate::metrics::Metrics;
+use crate::notify::{Delivery, RetryPolicy};
+use crate::store::{AnyStore, embedded::EmbeddedStore, qdrant::QdrantStore};
+use crate::{config, http, matcher, notify};
+
+/// Per-role readiness, reported on `/ready`.
+pub type Readiness = Arc<Mutex<BTreeMap<&'static str, bool>>>;
+
+/// Loads configuration files and writes them to the config bucket. Invalid documents are
+/// reported and skipped; the valid ones are applied.
+pub async fn apply_files(bus: &Bus, files: &[std::path::PathBuf]) -> anyhow::Result<usize> {
+    if files.is_empty() {
+        return Ok(0);
+    }
+    let loaded = config::load_paths(files);
+    for e in &loaded.errors {
+        error!(category = e.category(), "{e}");
+    }
+    let written = bus.apply_config(&loaded).await?;
+    info!(
+        sources = loaded.sources.len(),
+        subscriptions = loaded.subscriptions.len(),
+        invalid = loaded.errors.len(),
+        changed = written,
+        "configuration applied"
+    );
+    Ok(written)
+}
+
+fn load_model(c: &Connections) -> anyhow::Result<Arc<SentenceEmbedder>> {
+    let started = std::time::Instant::now();
+    let model = SentenceEmbedder::load(&c.model_dir).map_err(|e| {
+        anyhow::anyhow!("{e}\n  model directory: {} (set --model-dir or JOBMATCH_MODEL_DIR; scripts/setup.sh installs all-MiniLM-L6-v2)", c.model_dir.display())
+    })?;
+    // Warm-up: the first pass allocates; readiness waits for it.
+    model.embed(&["warm-up"])?;
+    info!(dir = %c.model_dir.display(), device = ?model.device(), dimension = model.dimension(), ms = started.elapsed().as_millis() as u64, "model loaded");
+    Ok(Arc::new(model))
+}
+
+pub async fn run_roles(
+    c: &Connections,
+    roles: &[Role],
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let metrics = Arc::new(Metrics::default());
+    let readiness: Readiness = Arc::new(Mutex::new(
+        roles.iter().map(|r| (r.name(), false)).collect(),
+    ));
+    let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
+    if let Some(addr) = c.listen {
+        let (metrics, readiness, cancel) = (metrics.clone(), readiness.clone(), cancel.clone());
+        tasks.spawn(async move {
+            http::serve(addr, metrics, readiness, cancel).await?;
+            Ok("http")
+        });
+    }
+
+    let bus = Bus::connect(&c.nats_url).await?;
+    apply_files(&bus, files).await?;
+    let model = if roles.contains(&Role::Embedder) {
+        let c = c.clone();
+        Some(tokio::task::spawn_blocking(move || load_model(&c)).await??)
+    } else {
+        None
+    };
+    let ready = |role: Role| {
+        let readiness = readiness.clone();
+        move || {
+            if let Ok(mut r) = readiness.lock() {
+                r.insert(role.name(), true);
+            }
+        }
+    };
+
+    for &role in roles {
+        let (bus, metrics, cancel) = (bus.clone(), metrics.clone(), cancel.clone());
+        let mark_ready = ready(role);
+        match role {
+            Role::Fetcher => {
+                let timeout = c.http_timeout;
+                tasks.spawn(async move {
+                    mark_ready();
+                    crate::fetch::role::run(bus, metrics, timeout, cancel).await?;
+                    Ok("fetcher")
+                });
+            }
+            Role::Embedder => {
+                let model = model
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("model not loaded"))?;
+                tasks.spawn(async move {
+                    mark_ready();
+                    crate::embed::role::run(bus, model, metrics, cancel).await?;
+                    Ok("embedder")
+                });
+            }
+            Role::Matcher => {
+                let store = match &c.qdrant_url {
+                    Some(url) => AnyStore::Qdrant(QdrantStore::connect(url)?),
+                    None => AnyStore::Embedded(EmbeddedStore::open(&c.data_dir)?),
+                };
+                tasks.spawn(async move {
+                    let matcher = matcher::role::Matcher::new(bus, store, metrics);
+                    mark_ready();
+                    matcher::role::run(matcher, cancel).await?;
+                    Ok("matcher")
+                });
+            }
+            Role::Notifier => {
+                let retry = RetryPolicy {
+                    attempts: c.notify_attempts.max(1),
+                    first_backoff: c.notify_backoff,
+                    ..Default::default()
+                };
+                if c.smtp_url.is_none() {
+                    warn!(
+                        "no SMTP server configured: email notices will be dead-lettered (set JOBMATCH_SMTP_URL)"
+                    );
+                }
+                let delivery = Delivery::new(c.smtp_url.as_deref(), &c.smtp_from, retry)?;
+                tasks.spawn(async move {
+                    mark_ready();
+                    notify::role::run(notify::role::Notifier::new(bus, delivery, metrics), cancel)
+                        .await?;
+                    Ok("notifier")
+                });
+            }
+        }
+    }
+    info!(roles = ?roles.iter().map(|r| r.name()).collect::<Vec<_>>(), "started");
+
+    let mut result = Ok(());
+    let mut signal = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            _ = &mut signal, if !cancel.is_cancelled() => {
+                info!("shutting down");
+                cancel.cancel();
+            }
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(name))) => {
+                    if !cancel.is_cancelled() {
+                        result = Err(anyhow::anyhow!("{name} stopped unexpectedly"));
+                        cancel.cancel();
+                    }
+                }
+                Some(Ok(Err(e))) => {
+                    error!(error = %format!("{e:#}"), "role failed; stopping");
+                    if result.is_ok() { result = Err(e); }
+                    cancel.cancel();
+                }
+                Some(Err(e)) => {
+                    if result.is_ok() { result = Err(e.into()); }
+                    cancel.cancel();
+                }
+            }
+        }
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

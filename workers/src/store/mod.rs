@@ -1,0 +1,213 @@
+//! Vector storage: the `VectorStore` trait and its two backends.
+//!
+//! - [`embedded::EmbeddedStore`]: exact search in process memory with payload filters,
+//!   persisted as an append-only log; the default for `jobmatch all` and for tests.
+//! - [`qdrant::QdrantStore`]: a Qdrant server over gRPC, the production default.
+//!
+//! Both pass the same contract tests (`workers/tests/store_contract.rs`). Scores are
+//! cosine similarities. Point ids are our own ids; backends map them to UUIDs as needed.
+
+pub mod embedded;
+pub mod qdrant;
+
+use std::future::Future;
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("collection {0:?} does not exist")]
+    NoCollection(String),
+    #[error("collection {collection:?} holds vectors of {expected} dimensions, got {got}")]
+    Dimension {
+        collection: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error("store log {path}: {source}")]
+    Log {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("qdrant: {0}")]
+    Qdrant(String),
+}
+
+/// A vector with its id and payload.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Point {
+    pub id: String,
+    pub vector: Vec<f32>,
+    pub payload: Map<String, Value>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    pub score: f32,
+    pub payload: Map<String, Value>,
+}
+
+/// A payload condition. Keys name top-level payload fields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// The field equals the keyword, or (for an array field) contains it.
+    Keyword { key: String, value: String },
+    /// The field equals, or contains, any of the keywords.
+    AnyKeyword { key: String, values: Vec<String> },
+    /// A nested filter.
+    Nested(Filter),
+}
+
+/// All of `must`, at least one of `should` (when any), none of `must_not`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filter {
+    pub must: Vec<Condition>,
+    pub should: Vec<Condition>,
+    pub must_not: Vec<Condition>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.must.is_empty() && self.should.is_empty() && self.must_not.is_empty()
+    }
+
+    /// Whether a payload passes the filter (the reference semantics every backend follows).
+    pub fn accepts(&self, payload: &Map<String, Value>) -> bool {
+        self.must.iter().all(|c| c.accepts(payload))
+            && (self.should.is_empty() || self.should.iter().any(|c| c.accepts(payload)))
+            && !self.must_not.iter().any(|c| c.accepts(payload))
+    }
+}
+
+impl Condition {
+    pub fn keyword(key: &str, value: &str) -> Self {
+        Condition::Keyword {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    pub fn accepts(&self, payload: &Map<String, Value>) -> bool {
+        let holds = |key: &str, wanted: &str| match payload.get(key) {
+            Some(Value::String(s)) => s == wanted,
+            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(wanted)),
+            Some(Value::Bool(b)) => wanted == if *b { "true" } else { "false" },
+            _ => false,
+        };
+        match self {
+            Condition::Keyword { key, value } => holds(key, value),
+            Condition::AnyKeyword { key, values } => values.iter().any(|v| holds(key, v)),
+            Condition::Nested(filter) => filter.accepts(payload),
+        }
+    }
+}
+
+/// A nearest-neighbour query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub vector: Vec<f32>,
+    pub filter: Filter,
+    pub limit: usize,
+    /// Only hits scoring at least this.
+    pub min_score: Option<f32>,
+}
+
+/// What every vector store backend does.
+pub trait VectorStore: Send + Sync {
+    /// Creates the collection if it does not exist, with keyword indexes on `indexed` fields.
+    fn ensure_collection(
+        &self,
+        collection: &str,
+        dimension: usize,
+        indexed: &[&str],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Inserts or replaces points by id.
+    fn upsert(
+        &self,
+        collection: &str,
+        points: Vec<Point>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes points by id; unknown ids are ignored.
+    fn delete(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The best matches, highest score first.
+    fn search(
+        &self,
+        collection: &str,
+        query: &Query,
+    ) -> impl Future<Output = Result<Vec<Hit>, StoreError>> + Send;
+
+    /// How many points the collection holds.
+    fn count(&self, collection: &str) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// The backend chosen at start-up.
+pub enum AnyStore {
+    Embedded(embedded::EmbeddedStore),
+    Qdrant(qdrant::QdrantStore),
+}
+
+impl VectorStore for AnyStore {
+    async fn ensure_collection(
+        &self,
+        collection: &str,
+        dimension: usize,
+        indexed: &[&str],
+    ) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Embedded(s) => s.ensure_collection(collection, dimension, indexed).await,
+            AnyStore::Qdrant(s) => s.ensure_collection(collection, dimension, indexed).await,
+        }
+    }
+
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Embedded(s) => s.upsert(collection, points).await,
+            AnyStore::Qdrant(s) => s.upsert(collection, points).await,
+        }
+    }
+
+    async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Embedded(s) => s.delete(collection, ids).await,
+            AnyStore::Qdrant(s) => s.delete(collection, ids).await,
+        }
+    }
+
+    async fn search(&self, collection: &str, query: &Query) -> Result<Vec<Hit>, StoreError> {
+        match self {
+            AnyStore::Embedded(s) => s.search(collection, query).await,
+            AnyStore::Qdrant(s) => s.search(collection, query).await,
+        }
+    }
+
+    async fn count(&self, collection: &str) -> Result<usize, StoreError> {
+        match self {
+            AnyStore::Embedded(s) => s.count(collection).await,
+            AnyStore::Qdrant(s) => s.count(collection).await,
+        }
+    }
+}
+
+/// Cosine similarity; 0 when either vector is zero.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
