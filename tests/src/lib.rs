@@ -1,1 +1,66 @@
-//! End-to-end scenarios live in `tests/`.
+//! Test harness for the end-to-end scenarios in `tests/`: real servers started as child
+//! processes on random loopback ports, and loopback HTTP stand-ins for what this machine
+//! cannot reach (job boards, Slack), serving data in the real services' shapes.
+//!
+//! Programs are found through the environment `scripts/test.sh` sets up:
+//! `JOBMATCH_NATS_SERVER`, `JOBMATCH_SMTPD_PYTHON`, `JOBMATCH_MODEL_DIR`, and
+//! `JOBMATCH_BIN` (default: `target/debug/jobmatch` of this workspace).
+
+pub mod boards;
+pub mod mail;
+pub mod process;
+pub mod slack;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// A path from the environment, or a clear failure naming the setup script.
+pub fn env_path(name: &str) -> PathBuf {
+    match std::env::var_os(name) {
+        Some(v) => PathBuf::from(v),
+        None => panic!(
+            "{name} is not set: run the tests through scripts/test.sh, which installs and sets it"
+        ),
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if started.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Fixture files under `tests/fixtures`.
+pub fn fixture(path: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(path)
+}
+
+pub mod scenario;
