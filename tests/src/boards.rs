@@ -29,7 +29,8 @@ pub struct BoardServer {
 
 impl BoardServer {
     /// Serves Greenhouse board `acme` and Lever site `globex` from `tests/fixtures/boards`,
-    /// and the failing Greenhouse boards `broken-json`, `error500` and `slow`.
+    /// and the misbehaving Greenhouse boards `broken-json` (truncated JSON), `error500`,
+    /// `slow` (answers after 30 s) and `partial` (acme plus one malformed job).
     pub async fn start() -> Self {
         let read = |name: &str| {
             std::fs::read_to_string(fixture(&format!("boards/{name}"))).expect("board fixture")
@@ -99,6 +100,17 @@ async fn greenhouse_jobs(State(s): State<Shared>, Path(token): Path<String>) -> 
     match token.as_str() {
         "broken-json" => json(r#"{"jobs": [{"id": 1, "title": "Truncated"#.to_owned()),
         "error500" => (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response(),
+        // The acme board with one job of the wrong shape appended.
+        "partial" => {
+            let mut board: serde_json::Value =
+                serde_json::from_str(&s.greenhouse["acme"]).expect("fixture is JSON");
+            if let Some(jobs) = board["jobs"].as_array_mut() {
+                jobs.push(
+                    serde_json::json!({"id": "not-a-number", "title": 7, "absolute_url": null}),
+                );
+            }
+            json(board.to_string())
+        }
         "slow" => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             json(r#"{"jobs": []}"#.to_owned())

@@ -4,7 +4,9 @@ use jobmatch_workers::{bus::Bus, commands, runtime};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_env("JOBMATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The NATS client logs every connection event at info; ours are the interesting ones.
+    let filter = EnvFilter::try_from_env("JOBMATCH_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
