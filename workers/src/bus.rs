@@ -50,6 +50,7 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 impl Bus {
     /// Connects and makes sure every stream and bucket exists.
     pub async fn connect(url: &str) -> Result<Self, BusError> {
+        crate::tls::install_crypto_provider();
         let client = async_nats::ConnectOptions::new()
             .name("jobmatch")
             .retry_on_initial_connect()

@@ -17,3 +17,4 @@ pub mod metrics;
 pub mod notify;
 pub mod runtime;
 pub mod store;
+pub mod tls;

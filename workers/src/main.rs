@@ -20,8 +20,7 @@ fn init_logging(format: &str) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    // One TLS crypto provider for every client (reqwest, lettre, async-nats, tonic).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    jobmatch_workers::tls::install_crypto_provider();
     let c = &cli.connections;
     if let Command::Embed = cli.command {
         return commands::embed(c);

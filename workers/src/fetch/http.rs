@@ -44,6 +44,7 @@ pub struct BoardClient {
 
 impl BoardClient {
     pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(5).min(timeout))

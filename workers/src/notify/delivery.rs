@@ -85,6 +85,7 @@ impl Delivery {
         from: &str,
         retry: RetryPolicy,
     ) -> Result<Self, DeliveryError> {
+        crate::tls::install_crypto_provider();
         let smtp = smtp_url
             .map(|url| {
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
