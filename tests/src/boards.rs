@@ -32,10 +32,15 @@ impl BoardServer {
     /// and the misbehaving Greenhouse boards `broken-json` (truncated JSON), `error500`,
     /// `slow` (answers after 30 s) and `partial` (acme plus one malformed job).
     pub async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// Like [`BoardServer::start`], plus more Greenhouse boards: (token, response body).
+    pub async fn start_with(extra_greenhouse: Vec<(String, String)>) -> Self {
         let read = |name: &str| {
             std::fs::read_to_string(fixture(&format!("boards/{name}"))).expect("board fixture")
         };
-        let mut greenhouse = HashMap::new();
+        let mut greenhouse: HashMap<String, String> = extra_greenhouse.into_iter().collect();
         greenhouse.insert("acme".to_owned(), read("greenhouse-acme.json"));
         let mut lever = HashMap::new();
         lever.insert(

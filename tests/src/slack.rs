@@ -1,25 +1,41 @@
 //! A loopback Slack incoming-webhook receiver that records every message body.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+/// A failure to answer with instead of accepting a message.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Clone, Default)]
+struct Shared {
+    received: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    attempts: Arc<Mutex<Vec<Instant>>>,
+    failures: Arc<Mutex<VecDeque<Failure>>>,
+}
 
 pub struct SlackReceiver {
     pub url: String,
-    received: Received,
+    shared: Shared,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl SlackReceiver {
     pub async fn start() -> Self {
-        let received: Received = Arc::default();
+        let shared = Shared::default();
         let app = Router::new()
             .route("/services/{a}/{b}/{c}", post(receive))
-            .with_state(received.clone());
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind slack receiver");
@@ -29,9 +45,25 @@ impl SlackReceiver {
         });
         Self {
             url: format!("http://{addr}"),
-            received,
+            shared,
             _task: task,
         }
+    }
+
+    /// Answers the next requests with these failures, in order, before accepting again.
+    pub fn fail_next(&self, failures: impl IntoIterator<Item = Failure>) {
+        if let Ok(mut f) = self.shared.failures.lock() {
+            f.extend(failures);
+        }
+    }
+
+    /// When each request (accepted or not) arrived.
+    pub fn attempts(&self) -> Vec<Instant> {
+        self.shared
+            .attempts
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
     }
 
     /// A webhook URL of this receiver.
@@ -41,17 +73,40 @@ impl SlackReceiver {
 
     /// (channel, body) of every message received.
     pub fn messages(&self) -> Vec<(String, serde_json::Value)> {
-        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+        self.shared
+            .received
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 }
 
 async fn receive(
-    State(received): State<Received>,
+    State(shared): State<Shared>,
     Path((_, _, channel)): Path<(String, String, String)>,
     body: axum::Json<serde_json::Value>,
-) -> &'static str {
-    if let Ok(mut r) = received.lock() {
+) -> Response {
+    if let Ok(mut a) = shared.attempts.lock() {
+        a.push(Instant::now());
+    }
+    let failure = shared.failures.lock().ok().and_then(|mut f| f.pop_front());
+    if let Some(failure) = failure {
+        let status =
+            StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, "rate_limited").into_response();
+        if let Some(after) = failure.retry_after {
+            response.headers_mut().insert(
+                HeaderName::from_static("retry-after"),
+                after
+                    .to_string()
+                    .parse()
+                    .expect("a number is a header value"),
+            );
+        }
+        return response;
+    }
+    if let Ok(mut r) = shared.received.lock() {
         r.push((channel, body.0));
     }
-    "ok"
+    "ok".into_response()
 }
