@@ -41,8 +41,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
-/// Runs `jobmatch embed` on the given stdin lines; returns vectors and stderr.
-async fn embed(lines: &[String]) -> (Vec<Vec<f32>>, String) {
+/// Runs `jobmatch embed` with the given stdin text.
+async fn run_embed(input: String) -> std::process::Output {
     let mut child = tokio::process::Command::new(jobmatch_bin())
         .arg("embed")
         .env(
@@ -55,18 +55,21 @@ async fn embed(lines: &[String]) -> (Vec<Vec<f32>>, String) {
         .spawn()
         .expect("jobmatch embed");
     let mut stdin = child.stdin.take().expect("stdin");
-    let input = lines.join("\n");
+    // Written from its own task: the child may fill stdout before reading all of stdin.
     let writer = tokio::spawn(async move {
-        stdin
-            .write_all(input.as_bytes())
-            .await
-            .expect("write stdin");
+        let _ = stdin.write_all(input.as_bytes()).await;
     });
     let output = child
         .wait_with_output()
         .await
         .expect("jobmatch embed output");
     writer.await.expect("stdin writer");
+    output
+}
+
+/// Embeds the given stdin lines; returns vectors and stderr.
+async fn embed(lines: &[String]) -> (Vec<Vec<f32>>, String) {
+    let output = run_embed(lines.join("\n")).await;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "jobmatch embed failed: {stderr}");
     let vectors = String::from_utf8_lossy(&output.stdout)
@@ -131,24 +134,7 @@ async fn single_vectors_match_sentence_transformers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_line_is_named() {
-    let mut child = tokio::process::Command::new(jobmatch_bin())
-        .arg("embed")
-        .env(
-            "JOBMATCH_MODEL_DIR",
-            jobmatch_e2e::env_path("JOBMATCH_MODEL_DIR"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("jobmatch embed");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(b"\"fine\"\n{\"txt\": 1}\n")
-        .await
-        .expect("write");
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("output");
+    let output = run_embed("\"fine\"\n{\"txt\": 1}\n".to_owned()).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(

@@ -209,3 +209,57 @@ impl Bus {
         Ok(written)
     }
 }
+
+/// Reads a durable consumer until `cancel` fires, one message at a time: decodes it as
+/// JSON `T`, hands it to `handle`, acknowledges on success and asks for redelivery after
+/// `retry` on failure. An undecodable message is logged and terminated (never
+/// redelivered). Cancellation is checked between messages, never inside one, so no
+/// acknowledgement is lost.
+pub async fn consume<T, E, F, Fut>(
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    cancel: &tokio_util::sync::CancellationToken,
+    retry: Duration,
+    mut handle: F,
+) -> anyhow::Result<()>
+where
+    T: serde::de::DeserializeOwned,
+    E: std::fmt::Display,
+    F: FnMut(T) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    use futures::StreamExt;
+    use jetstream::AckKind;
+    let name = consumer.cached_info().name.clone();
+    let mut messages = consumer.messages().await?;
+    let ack = |result: Result<(), async_nats::Error>| {
+        result.map_err(|e| anyhow::anyhow!("{name}: acknowledging: {e}"))
+    };
+    loop {
+        let message = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            next = messages.next() => match next {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    tracing::warn!(consumer = %name, error = %e, "consumer error");
+                    continue;
+                }
+                None => anyhow::bail!("consumer {name} ended"),
+            },
+        };
+        let item: T = match serde_json::from_slice(&message.payload) {
+            Ok(item) => item,
+            Err(e) => {
+                tracing::warn!(consumer = %name, subject = %message.subject, error = %e, "undecodable message dropped");
+                ack(message.ack_with(AckKind::Term).await)?;
+                continue;
+            }
+        };
+        match handle(item).await {
+            Ok(()) => ack(message.ack().await)?,
+            Err(e) => {
+                tracing::warn!(consumer = %name, error = %e, "handling failed; will be redelivered");
+                ack(message.ack_with(AckKind::Nak(Some(retry))).await)?;
+            }
+        }
+    }
+}

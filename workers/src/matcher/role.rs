@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage as Publish;
-use futures::StreamExt;
 use jobmatch_core::Posting;
 use jobmatch_core::messages::{self as m, Embedded, MatchFound, SubscriptionProfile};
 use serde_json::{Value, json};
@@ -227,42 +226,14 @@ pub async fn run(matcher: Matcher, cancel: CancellationToken) -> anyhow::Result<
         .bus
         .consumer(m::VECTORS_STREAM, "matcher", Duration::from_secs(60))
         .await?;
-    let mut messages = consumer.messages().await?;
     info!("matcher started");
-    loop {
-        // Cancellation is checked between messages, never inside one, so no ack is lost.
-        let message = tokio::select! {
-            _ = cancel.cancelled() => break,
-            next = messages.next() => match next {
-                Some(Ok(message)) => message,
-                Some(Err(e)) => { warn!(error = %e, "consumer error"); continue; }
-                None => anyhow::bail!("VECTORS consumer ended"),
-            },
-        };
-        let item: Embedded = match serde_json::from_slice(&message.payload) {
-            Ok(item) => item,
-            Err(e) => {
-                warn!(subject = %message.subject, error = %e, "undecodable vector message dropped");
-                message
-                    .ack_with(async_nats::jetstream::AckKind::Term)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
-                continue;
-            }
-        };
-        match matcher.handle(item).await {
-            Ok(_) => message.ack().await.map_err(|e| anyhow::anyhow!(e))?,
-            Err(e) => {
-                warn!(error = %e, "matching failed; will be redelivered");
-                message
-                    .ack_with(async_nats::jetstream::AckKind::Nak(Some(
-                        Duration::from_secs(5),
-                    )))
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
-            }
-        }
-    }
+    crate::bus::consume(
+        consumer,
+        &cancel,
+        Duration::from_secs(5),
+        |item: Embedded| async { matcher.handle(item).await.map(|_| ()) },
+    )
+    .await?;
     info!("matcher stopped");
     Ok(())
 }

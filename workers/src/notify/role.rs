@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{AckKind, kv};
-use futures::StreamExt;
+use async_nats::jetstream::kv;
 use jobmatch_core::Channel;
 use jobmatch_core::messages::{self as m, MatchFound, SubscriptionConfig};
 use tokio_util::sync::CancellationToken;
@@ -100,39 +99,15 @@ pub async fn run(notifier: Notifier, cancel: CancellationToken) -> anyhow::Resul
         .bus
         .consumer(m::MATCHES_STREAM, "notifier", Duration::from_secs(300))
         .await?;
-    let mut messages = consumer.messages().await?;
     info!("notifier started");
-    loop {
-        let message = tokio::select! {
-            _ = cancel.cancelled() => break,
-            next = messages.next() => match next {
-                Some(Ok(message)) => message,
-                Some(Err(e)) => { warn!(error = %e, "consumer error"); continue; }
-                None => anyhow::bail!("MATCHES consumer ended"),
-            },
-        };
-        let found: MatchFound = match serde_json::from_slice(&message.payload) {
-            Ok(found) => found,
-            Err(e) => {
-                warn!(subject = %message.subject, error = %e, "undecodable match dropped");
-                message
-                    .ack_with(AckKind::Term)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
-                continue;
-            }
-        };
-        match notifier.handle(&found).await {
-            Ok(_) => message.ack().await.map_err(|e| anyhow::anyhow!(e))?,
-            Err(e) => {
-                warn!(error = %e, "notice could not be processed; will be redelivered");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
-            }
-        }
-    }
+    let notifier = &notifier;
+    crate::bus::consume(
+        consumer,
+        &cancel,
+        Duration::from_secs(5),
+        |found: MatchFound| async move { notifier.handle(&found).await.map(|_| ()) },
+    )
+    .await?;
     info!("notifier stopped");
     Ok(())
 }
