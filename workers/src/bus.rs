@@ -30,7 +30,7 @@ pub enum BusError {
         source: async_nats::Error,
     },
     #[error("config bucket: {0}")]
-    Watch(String),
+    ConfigBucket(String),
 }
 
 /// A connection to NATS with JetStream and the buckets the roles use.
@@ -154,7 +154,7 @@ impl Bus {
             .config
             .watch_with_history(format!("{prefix}.*"))
             .await
-            .map_err(|e| BusError::Watch(e.to_string()))?;
+            .map_err(|e| BusError::ConfigBucket(e.to_string()))?;
         Ok(watch.filter_map(move |entry| async move {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -192,17 +192,17 @@ impl Bus {
                     .map(|s| (m::subscription_key(&s.name), serde_json::to_vec(s))),
             );
         for (key, value) in entries {
-            let value = value.map_err(|e| BusError::Watch(e.to_string()))?;
+            let value = value.map_err(|e| BusError::ConfigBucket(e.to_string()))?;
             let current = self
                 .config
                 .get(&key)
                 .await
-                .map_err(|e| BusError::Watch(e.to_string()))?;
+                .map_err(|e| BusError::ConfigBucket(e.to_string()))?;
             if current.as_deref() != Some(value.as_slice()) {
                 self.config
                     .put(&key, value.into())
                     .await
-                    .map_err(|e| BusError::Watch(e.to_string()))?;
+                    .map_err(|e| BusError::ConfigBucket(e.to_string()))?;
                 written += 1;
             }
         }
