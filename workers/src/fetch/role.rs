@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::http::BoardClient;
+use super::schedule::{self, Claim};
 use crate::bus::{Bus, ConfigEvent};
 use crate::metrics::Metrics;
 
@@ -35,6 +36,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = BoardClient::new(http_timeout)?;
     let sources: Arc<Mutex<HashMap<String, SourceConfig>>> = Arc::default();
+    // When each source is next due, as last read from the schedule bucket: a lower bound
+    // (another replica can only move it later), so the bucket is not asked before then.
+    let mut not_before: HashMap<String, i64> = HashMap::new();
     let mut watch = Box::pin(bus.watch_config::<SourceConfig>("source").await?);
     let polls = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_POLLS));
     let tracker = tokio_util::task::TaskTracker::new();
@@ -47,27 +51,40 @@ pub async fn run(
             event = watch.next() => match event {
                 Some(ConfigEvent::Put(source)) => {
                     info!(source = %source.name, board = source.spec.board.kind(), "source configured");
+                    not_before.remove(&source.name);
                     sources.lock().await.insert(source.name.clone(), source);
                 }
                 Some(ConfigEvent::Deleted(name)) => {
                     info!(source = %name, "source removed");
+                    not_before.remove(&name);
                     sources.lock().await.remove(&name);
                 }
                 None => anyhow::bail!("config watch ended"),
             },
             _ = tick.tick() => {
-                let due: Vec<SourceConfig> = sources.lock().await.values().filter(|s| !s.spec.suspend).cloned().collect();
+                let now = schedule::now_ms();
+                let due: Vec<SourceConfig> = sources
+                    .lock()
+                    .await
+                    .values()
+                    .filter(|s| !s.spec.suspend && not_before.get(&s.name).is_none_or(|t| *t <= now))
+                    .cloned()
+                    .collect();
                 for source in due {
                     let Ok(permit) = polls.clone().try_acquire_owned() else { break };
-                    match super::schedule::claim_due(&bus.schedule, &source.name, source.spec.interval).await {
-                        Ok(true) => {
+                    match schedule::claim_due(&bus.schedule, &source.name, source.spec.interval).await {
+                        Ok(Claim::Won { next_due_ms }) => {
+                            not_before.insert(source.name.clone(), next_due_ms);
                             let (bus, client, metrics) = (bus.clone(), client.clone(), metrics.clone());
                             tracker.spawn(async move {
                                 poll_and_publish(&bus, &client, &metrics, &source).await;
                                 drop(permit);
                             });
                         }
-                        Ok(false) => {}
+                        Ok(Claim::NotDue { until_ms }) => {
+                            not_before.insert(source.name.clone(), until_ms);
+                        }
+                        Ok(Claim::Lost) => {}
                         Err(e) => warn!(source = %source.name, error = %e, "could not claim poll"),
                     }
                 }

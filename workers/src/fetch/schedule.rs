@@ -11,19 +11,31 @@ use time::OffsetDateTime;
 #[error("schedule bucket: {0}")]
 pub struct ScheduleError(String);
 
-fn now_ms() -> i64 {
+/// Milliseconds since the epoch, as schedule entries store them.
+pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// The outcome of trying to claim a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller polls now; the next poll is due at `next_due_ms`.
+    Won { next_due_ms: i64 },
+    /// Not due before `until_ms` (epoch milliseconds): no need to ask again until then.
+    NotDue { until_ms: i64 },
+    /// Another replica claimed it first.
+    Lost,
+}
+
 /// Claims the source's poll if it is due, moving its due time `interval` ahead.
-/// Returns whether this caller won the poll.
 pub async fn claim_due(
     store: &kv::Store,
     source: &str,
     interval: Duration,
-) -> Result<bool, ScheduleError> {
+) -> Result<Claim, ScheduleError> {
     let now = now_ms();
-    let next = (now + interval.as_millis() as i64).to_string();
+    let next_due_ms = now + interval.as_millis() as i64;
+    let next = next_due_ms.to_string();
     let entry = store
         .entry(source)
         .await
@@ -35,17 +47,17 @@ pub async fn claim_due(
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             if due > now {
-                return Ok(false);
+                return Ok(Claim::NotDue { until_ms: due });
             }
             match store.update(source, next.into(), entry.revision).await {
-                Ok(_) => Ok(true),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                Ok(_) => Ok(Claim::Won { next_due_ms }),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Claim::Lost),
                 Err(e) => Err(ScheduleError(e.to_string())),
             }
         }
         _ => match store.create(source, next.into()).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Ok(_) => Ok(Claim::Won { next_due_ms }),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(Claim::Lost),
             Err(e) => Err(ScheduleError(e.to_string())),
         },
     }
