@@ -2,7 +2,6 @@
 //! boards that misbehave (malformed JSON, HTTP 500, no answer). Counts requests per path.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,15 +57,9 @@ impl BoardServer {
             .route("/v0/postings/{site}", get(lever_postings))
             .layer(axum::middleware::from_fn_with_state(shared.clone(), count))
             .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind board server");
-        let addr: SocketAddr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, task) = crate::serve_loopback(app).await;
         Self {
-            url: format!("http://{addr}"),
+            url,
             hits,
             _task: task,
         }

@@ -64,3 +64,16 @@ pub fn fixture(path: &str) -> PathBuf {
 }
 
 pub mod scenario;
+
+/// An HTTP app served on a random loopback port until the returned task is dropped or
+/// aborted: its base URL, and the task.
+pub async fn serve_loopback(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), task)
+}

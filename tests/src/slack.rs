@@ -36,15 +36,9 @@ impl SlackReceiver {
         let app = Router::new()
             .route("/services/{a}/{b}/{c}", post(receive))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind slack receiver");
-        let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, task) = crate::serve_loopback(app).await;
         Self {
-            url: format!("http://{addr}"),
+            url,
             shared,
             _task: task,
         }
