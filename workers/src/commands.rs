@@ -120,29 +120,33 @@ struct Progress {
 }
 
 async fn progress(bus: &Bus) -> anyhow::Result<Progress> {
-    let mut p = Progress::default();
-    for (stream, slot) in [
-        (m::JOBS_STREAM, 0),
-        (m::VECTORS_STREAM, 1),
-        (m::MATCHES_STREAM, 2),
-    ] {
+    // Each stream and the one durable consumer that reads it.
+    let mut counts = [0u64; 3];
+    let mut waiting = 0;
+    for (count, (stream, consumer)) in counts.iter_mut().zip([
+        (m::JOBS_STREAM, "embedder"),
+        (m::VECTORS_STREAM, "matcher"),
+        (m::MATCHES_STREAM, "notifier"),
+    ]) {
         let mut s = bus.js.get_stream(stream).await?;
-        let messages = s.info().await?.state.messages;
-        match slot {
-            0 => p.postings = messages,
-            1 => p.vectors = messages,
-            _ => p.matches = messages,
-        }
-        for consumer in ["embedder", "matcher", "notifier"] {
-            if let Ok(consumer) = s
-                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
-                .await
-            {
-                let info = consumer.cached_info();
-                p.waiting += info.num_pending + info.num_ack_pending as u64;
-            }
+        *count = s.info().await?.state.messages;
+        // Absent until its role first starts.
+        if let Ok(consumer) = s
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
+            .await
+        {
+            let info = consumer.cached_info();
+            waiting += info.num_pending + info.num_ack_pending as u64;
         }
     }
+    let [postings, vectors, matches] = counts;
+    let mut p = Progress {
+        postings,
+        vectors,
+        matches,
+        notices: 0,
+        waiting,
+    };
     let mut keys = bus.notices.keys().await?;
     while let Some(key) = keys.next().await {
         if bus.notices.get(key?).await?.as_deref() == Some(b"sent") {
