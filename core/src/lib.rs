@@ -10,6 +10,7 @@ pub mod messages;
 pub mod posting;
 pub mod source;
 pub mod subscription;
+pub mod validate;
 
 pub use posting::{Posting, Salary, Workplace};
 pub use source::{Board, JobSourceSpec};

@@ -31,6 +31,47 @@ pub const SCHEDULE_BUCKET: &str = "jobmatch-schedule";
 /// One key per (subscription, job) notice, created before sending.
 pub const NOTICES_BUCKET: &str = "jobmatch-notices";
 
+/// The streams, with the subjects each holds.
+pub const STREAMS: [(&str, &str); 4] = [
+    (JOBS_STREAM, JOBS_SUBJECTS),
+    (VECTORS_STREAM, VECTORS_SUBJECTS),
+    (MATCHES_STREAM, MATCHES_SUBJECTS),
+    (DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS),
+];
+
+/// How many past values the config bucket keeps per key.
+pub const CONFIG_HISTORY: i64 = 5;
+
+/// A durable consumer that a role reads its input with, shared by all its replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerSpec {
+    pub stream: &'static str,
+    pub name: &'static str,
+    /// How long a delivered message may stay unacknowledged before redelivery.
+    pub ack_wait_secs: u64,
+}
+
+/// The embedders' consumer: its lag is the work waiting for embedding.
+pub const EMBEDDER_CONSUMER: ConsumerSpec = ConsumerSpec {
+    stream: JOBS_STREAM,
+    name: "embedder",
+    ack_wait_secs: 120,
+};
+/// The matchers' consumer.
+pub const MATCHER_CONSUMER: ConsumerSpec = ConsumerSpec {
+    stream: VECTORS_STREAM,
+    name: "matcher",
+    ack_wait_secs: 60,
+};
+/// The notifiers' consumer.
+pub const NOTIFIER_CONSUMER: ConsumerSpec = ConsumerSpec {
+    stream: MATCHES_STREAM,
+    name: "notifier",
+    ack_wait_secs: 300,
+};
+/// How many messages one consumer may have delivered and unacknowledged.
+pub const MAX_ACK_PENDING: i64 = 1024;
+
 /// The subject a source's postings are published on.
 pub fn jobs_subject(source: &str) -> String {
     format!("jobmatch.jobs.{source}")

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which board, and its identity on that board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Board {
     /// `GET /v1/boards/{token}/jobs?content=true`
     Greenhouse { token: String },
@@ -19,6 +19,7 @@ pub enum Board {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LeverRegion {
     Global,
@@ -55,16 +56,54 @@ impl Board {
     }
 }
 
+/// A Kubernetes structural schema cannot hold a tagged enum as such: one object with
+/// every field and the kind as an enum (the operator adds which field each kind needs).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Board {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Board".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Which board, and the company's identity on it.",
+            "type": "object",
+            "required": ["kind"],
+            "properties": {
+                "kind": {"type": "string", "enum": ["greenhouse", "lever"]},
+                "token": {
+                    "description": "greenhouse: the board token (boards.greenhouse.io/<token>).",
+                    "type": "string", "minLength": 1, "maxLength": 200
+                },
+                "site": {
+                    "description": "lever: the site (jobs.lever.co/<site>).",
+                    "type": "string", "minLength": 1, "maxLength": 200
+                },
+                "region": {
+                    "description": "lever: `eu` polls Lever's EU host.",
+                    "type": "string", "enum": ["global", "eu"]
+                }
+            }
+        })
+    }
+}
+
 /// The `spec` of a `JobSource`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobSourceSpec {
     pub board: Board,
     /// Overrides the board's public API host (tests, proxies, mirrors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^https?://[^\\s]+$")))]
     pub base_url: Option<String>,
-    /// How often to poll, e.g. `5m`, `1h`, `30s`.
+    /// How often to poll, e.g. `5m`, `1h`, `30s` (at least 1s).
     #[serde(default = "default_interval", with = "humantime_serde_compat")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "String", extend("pattern" = "^([0-9]{1,9}(ms|s|m|h|d) ?)+$"))
+    )]
     pub interval: Duration,
     /// Keep only postings whose title contains one of these (case-insensitive); empty keeps all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The `spec` of a `MatchSubscription`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MatchSubscriptionSpec {
     pub resume: ResumeSpec,
@@ -16,15 +17,34 @@ pub struct MatchSubscriptionSpec {
 
 /// Where the resume text comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResumeSpec {
     /// The resume inline, as plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The resume in a key of a ConfigMap in the same namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<KeyRef>,
+    /// The resume in a key of a Secret in the same namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<KeyRef>,
+}
+
+impl ResumeSpec {
+    /// A resume given inline.
+    pub fn inline(text: impl Into<String>) -> Self {
+        ResumeSpec {
+            text: Some(text.into()),
+            config_map_key_ref: None,
+            secret_key_ref: None,
+        }
+    }
 }
 
 /// Whether remote postings are wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RemotePolicy {
     /// Only remote postings.
@@ -38,6 +58,7 @@ pub enum RemotePolicy {
 
 /// What makes a posting a match for a subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Criteria {
     #[serde(default)]
@@ -57,10 +78,12 @@ pub struct Criteria {
     pub preferred: Vec<String>,
     /// Cosine similarity between resume and posting below which nothing matches (0..1).
     #[serde(default = "default_min_score")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0, max = 1.0)))]
     pub min_score: f32,
     /// When a subscription is new or changed, notify at most this many of the jobs already
     /// stored (the best first).
     #[serde(default = "default_top_k")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
     pub top_k: usize,
 }
 
@@ -88,6 +111,7 @@ impl Default for Criteria {
 
 /// Where and when to notify.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotifySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,29 +123,40 @@ pub struct NotifySpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EmailSpec {
+    /// The address notices go to.
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "email")))]
     pub to: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SlackSpec {
     /// The Secret key that holds the incoming-webhook URL.
     pub webhook_secret_ref: SecretKeyRef,
 }
 
-/// A key of a Kubernetes `Secret` in the same namespace.
+/// A key of a Kubernetes `Secret` or `ConfigMap` in the same namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecretKeyRef {
+pub struct KeyRef {
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub name: String,
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub key: String,
 }
+
+/// The Secret key that holds a credential.
+pub type SecretKeyRef = KeyRef;
 
 /// When notices go out. Digests (daily/weekly) are planned; today every match is sent
 /// as soon as it is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     #[default]

@@ -62,12 +62,7 @@ impl Bus {
                 source,
             })?;
         let js = jetstream::new(client.clone());
-        for (name, subjects) in [
-            (m::JOBS_STREAM, m::JOBS_SUBJECTS),
-            (m::VECTORS_STREAM, m::VECTORS_SUBJECTS),
-            (m::MATCHES_STREAM, m::MATCHES_SUBJECTS),
-            (m::DEAD_LETTER_STREAM, m::DEAD_LETTER_SUBJECTS),
-        ] {
+        for (name, subjects) in m::STREAMS {
             js.create_or_update_stream(stream::Config {
                 name: name.to_owned(),
                 subjects: vec![subjects.to_owned()],
@@ -92,7 +87,7 @@ impl Bus {
             }
         };
         Ok(Self {
-            config: bucket(m::CONFIG_BUCKET, 5).await?,
+            config: bucket(m::CONFIG_BUCKET, m::CONFIG_HISTORY).await?,
             postings: bucket(m::POSTINGS_BUCKET, 1).await?,
             schedule: bucket(m::SCHEDULE_BUCKET, 1).await?,
             notices: bucket(m::NOTICES_BUCKET, 1).await?,
@@ -105,10 +100,13 @@ impl Bus {
     /// shares it, so each message goes to one of them.
     pub async fn consumer(
         &self,
-        stream: &'static str,
-        name: &'static str,
-        ack_wait: Duration,
+        spec: m::ConsumerSpec,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+        let m::ConsumerSpec {
+            stream,
+            name,
+            ack_wait_secs,
+        } = spec;
         let err = |source: async_nats::Error| BusError::Consumer {
             stream,
             name,
@@ -125,8 +123,8 @@ impl Bus {
                 consumer::pull::Config {
                     durable_name: Some(name.to_owned()),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait,
-                    max_ack_pending: 1024,
+                    ack_wait: Duration::from_secs(ack_wait_secs),
+                    max_ack_pending: m::MAX_ACK_PENDING,
                     ..Default::default()
                 },
             )

@@ -123,12 +123,13 @@ async fn progress(bus: &Bus) -> anyhow::Result<Progress> {
     // Each stream and the one durable consumer that reads it.
     let mut counts = [0u64; 3];
     let mut waiting = 0;
-    for (count, (stream, consumer)) in counts.iter_mut().zip([
-        (m::JOBS_STREAM, "embedder"),
-        (m::VECTORS_STREAM, "matcher"),
-        (m::MATCHES_STREAM, "notifier"),
+    for (count, spec) in counts.iter_mut().zip([
+        m::EMBEDDER_CONSUMER,
+        m::MATCHER_CONSUMER,
+        m::NOTIFIER_CONSUMER,
     ]) {
-        let mut s = bus.js.get_stream(stream).await?;
+        let consumer = spec.name;
+        let mut s = bus.js.get_stream(spec.stream).await?;
         *count = s.info().await?.state.messages;
         // Absent until its role first starts.
         if let Ok(consumer) = s

@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use jobmatch_core::messages::{SourceConfig, SubscriptionConfig};
-use jobmatch_core::source::MIN_INTERVAL;
-use jobmatch_core::{API_VERSION, Channel, JobSourceSpec, MatchSubscriptionSpec};
+use jobmatch_core::validate::{self, Reference};
+use jobmatch_core::{API_VERSION, JobSourceSpec, MatchSubscriptionSpec};
 use serde::Deserialize;
 
 /// Where a document came from, for error messages: `examples/ada.yaml#2`.
@@ -262,27 +262,6 @@ fn invalid(
     }
 }
 
-/// Kubernetes object names (DNS-1123 labels) double as NATS subject tokens and KV keys.
-fn check_name(place: &DocumentPlace, kind: &'static str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            place,
-            kind,
-            name,
-            "metadata.name: must be 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit",
-        ))
-    }
-}
-
 fn spec<S: for<'de> Deserialize<'de>>(
     place: &DocumentPlace,
     kind: &'static str,
@@ -300,39 +279,13 @@ fn source(
     value: serde_yaml_ng::Value,
 ) -> Result<SourceConfig, ConfigError> {
     const KIND: &str = "JobSource";
-    check_name(place, KIND, &name)?;
+    validate::check_name(&name).map_err(|e| invalid(place, KIND, &name, e.to_string()))?;
     let spec: JobSourceSpec = spec(place, KIND, &name, value)?;
-    if spec.interval < MIN_INTERVAL {
-        return Err(invalid(
-            place,
-            KIND,
-            &name,
-            format!("spec.interval: must be at least {MIN_INTERVAL:?}"),
-        ));
-    }
-    if spec.board.identity().is_empty() {
-        return Err(invalid(
-            place,
-            KIND,
-            &name,
-            "spec.board: the board identity (token or site) is empty",
-        ));
-    }
-    if let Some(base) = &spec.base_url
-        && url::Url::parse(base)
-            .map(|u| !matches!(u.scheme(), "http" | "https"))
-            .unwrap_or(true)
-    {
-        return Err(invalid(
-            place,
-            KIND,
-            &name,
-            format!("spec.baseUrl: {base:?} is not an http(s) URL"),
-        ));
-    }
-    Ok(SourceConfig { name, spec })
+    validate::source_config(&name, spec).map_err(|e| invalid(place, KIND, &name, e.to_string()))
 }
 
+/// Without a cluster there are no ConfigMaps: a resume comes inline or from a Secret
+/// document in the same files.
 fn subscription(
     place: &DocumentPlace,
     name: String,
@@ -340,94 +293,14 @@ fn subscription(
     secrets: &Secrets,
 ) -> Result<SubscriptionConfig, ConfigError> {
     const KIND: &str = "MatchSubscription";
-    check_name(place, KIND, &name)?;
+    validate::check_name(&name).map_err(|e| invalid(place, KIND, &name, e.to_string()))?;
     let spec: MatchSubscriptionSpec = spec(place, KIND, &name, value)?;
-    let resume = spec.resume.text.unwrap_or_default();
-    if resume.trim().is_empty() {
-        return Err(invalid(place, KIND, &name, "spec.resume.text: is empty"));
-    }
-    let c = &spec.criteria;
-    if !(0.0..=1.0).contains(&c.min_score) {
-        return Err(invalid(
-            place,
-            KIND,
-            &name,
-            format!(
-                "spec.criteria.minScore: {} is not between 0 and 1",
-                c.min_score
-            ),
-        ));
-    }
-    if c.top_k == 0 {
-        return Err(invalid(
-            place,
-            KIND,
-            &name,
-            "spec.criteria.topK: must be at least 1",
-        ));
-    }
-    let channel = match (spec.notify.email, spec.notify.slack) {
-        (Some(email), None) => {
-            email.to.parse::<lettre::Address>().map_err(|e| {
-                invalid(
-                    place,
-                    KIND,
-                    &name,
-                    format!(
-                        "spec.notify.email.to: {:?} is not an email address ({e})",
-                        email.to
-                    ),
-                )
-            })?;
-            Channel::Email { to: email.to }
-        }
-        (None, Some(slack)) => {
-            let r = &slack.webhook_secret_ref;
-            let url = secrets
-                .get(&r.name)
-                .and_then(|s| s.get(&r.key))
-                .ok_or_else(|| {
-                    invalid(
-                        place,
-                        KIND,
-                        &name,
-                        format!(
-                            "spec.notify.slack.webhookSecretRef: no Secret {:?} with key {:?}",
-                            r.name, r.key
-                        ),
-                    )
-                })?;
-            if url::Url::parse(url.trim()).is_err() {
-                return Err(invalid(
-                    place,
-                    KIND,
-                    &name,
-                    format!(
-                        "spec.notify.slack.webhookSecretRef: Secret {:?} key {:?} is not a URL",
-                        r.name, r.key
-                    ),
-                ));
-            }
-            Channel::Slack {
-                webhook_url: url.trim().to_owned(),
-            }
-        }
-        _ => {
-            return Err(invalid(
-                place,
-                KIND,
-                &name,
-                "spec.notify: set exactly one of email or slack",
-            ));
-        }
+    let lookup = |reference: Reference<'_>| match reference {
+        Reference::Secret(r) => secrets.get(&r.name).and_then(|s| s.get(&r.key)).cloned(),
+        Reference::ConfigMap(_) => None,
     };
-    Ok(SubscriptionConfig {
-        name,
-        resume,
-        criteria: spec.criteria,
-        channel,
-        schedule: spec.notify.schedule,
-    })
+    validate::subscription_config(&name, spec, lookup)
+        .map_err(|e| invalid(place, KIND, &name, e.to_string()))
 }
 
 fn secret_entries(
@@ -460,6 +333,7 @@ fn secret_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobmatch_core::Channel;
 
     const EXAMPLE: &str = r#"
 apiVersion: jobmatch.dev/v1alpha1

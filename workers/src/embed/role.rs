@@ -65,9 +65,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = bus
-        .consumer(m::JOBS_STREAM, "embedder", Duration::from_secs(120))
-        .await?;
+    let consumer = bus.consumer(m::EMBEDDER_CONSUMER).await?;
     let subscriptions = bus
         .watch_config::<SubscriptionConfig>("subscription")
         .await?;

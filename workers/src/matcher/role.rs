@@ -222,10 +222,7 @@ impl Matcher {
 }
 
 pub async fn run(matcher: Matcher, cancel: CancellationToken) -> anyhow::Result<()> {
-    let consumer = matcher
-        .bus
-        .consumer(m::VECTORS_STREAM, "matcher", Duration::from_secs(60))
-        .await?;
+    let consumer = matcher.bus.consumer(m::MATCHER_CONSUMER).await?;
     info!("matcher started");
     crate::bus::consume(
         consumer,

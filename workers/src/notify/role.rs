@@ -95,10 +95,7 @@ impl Notifier {
 }
 
 pub async fn run(notifier: Notifier, cancel: CancellationToken) -> anyhow::Result<()> {
-    let consumer = notifier
-        .bus
-        .consumer(m::MATCHES_STREAM, "notifier", Duration::from_secs(300))
-        .await?;
+    let consumer = notifier.bus.consumer(m::NOTIFIER_CONSUMER).await?;
     info!("notifier started");
     let notifier = &notifier;
     crate::bus::consume(
