@@ -1,0 +1,455 @@
+//! The reconcilers, in stages: dereference what a resource points at, validate (pure,
+//! in `jobmatch_core::validate`), write the workers' configuration, then status (only
+//! when it changed) and an Event on each transition of `Ready`. The fleet loop sizes
+//! the worker Deployments from the sources present.
+//!
+//! Steady state writes nothing: configuration entries and status are compared before
+//! writing, fleet objects carry a digest of what was applied, and status writes do not
+//! retrigger work because an unchanged status is never written.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jobmatch_core::validate::{self, Reference};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::Notify;
+
+use crate::apply;
+use crate::config_plane::{ConfigPlane, ConfigPlaneError};
+use crate::crd::{JobSource, MatchSubscription};
+use crate::fleet::{self, Autoscaler, Owner};
+use crate::metrics::{ErrorLabel, Metrics};
+use crate::settings::OperatorSettings;
+use crate::status::{self, Outcome};
+
+pub const SUBSCRIPTION_FINALIZER: &str = "jobmatch.dev/erase-subscription-data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("configuration plane: {0}")]
+    Plane(#[from] ConfigPlaneError),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A low-cardinality label for metrics and Events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Plane(_) => "nats",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.category(),
+                _ => "finalizer",
+            },
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub namespace: String,
+    pub plane: Arc<dyn ConfigPlane>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub settings: OperatorSettings,
+    /// Woken when sources change, so the fleet is resized.
+    pub fleet_wake: Arc<Notify>,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+impl Context {
+    async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        match self.recorder.publish(&event, &obj.object_ref(&())).await {
+            Ok(()) => self.metrics.wrote("events"),
+            Err(e) => tracing::warn!(error = %e, "publishing an event failed"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- JobSource
+
+async fn reconcile_source(source: Arc<JobSource>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("JobSource");
+    let name = source.name_any();
+    let outcome = match validate::source_config(&name, source.spec.0.clone()) {
+        Ok(config) => {
+            if ctx.plane.put_source(&config).await? {
+                ctx.metrics.wrote("nats-config");
+            }
+            if config.spec.suspend {
+                Outcome::ready("Suspended", "not polled while spec.suspend is true")
+            } else {
+                Outcome::ready("Configured", "configuration published to the fetchers")
+            }
+        }
+        Err(e) => {
+            ctx.plane.delete_source(&name).await?;
+            Outcome::not_ready("InvalidSpec", e.to_string())
+        }
+    };
+    let report = ctx.plane.report(&format!("source.{name}"));
+    let previous = source.status.as_ref();
+    let next = status::source_status(
+        &outcome,
+        source.meta().generation,
+        report.as_ref(),
+        previous,
+        &now(),
+    );
+    if previous != Some(&next) {
+        let api: Api<JobSource> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": next})),
+        )
+        .await?;
+        ctx.metrics.wrote("jobsources/status");
+        let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+        if status::transition(previous_conditions, &next.conditions[0]) {
+            let type_ = if outcome.ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            ctx.event(
+                source.as_ref(),
+                type_,
+                outcome.reason,
+                "Reconcile",
+                outcome.message.clone(),
+            )
+            .await;
+        }
+    }
+    ctx.fleet_wake.notify_one();
+    Ok(Action::requeue(ctx.settings.status_interval))
+}
+
+// ---------------------------------------------------------------- MatchSubscription
+
+async fn reconcile_subscription(
+    sub: Arc<MatchSubscription>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("MatchSubscription");
+    let api: Api<MatchSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let had_finalizer = sub.finalizers().iter().any(|f| f == SUBSCRIPTION_FINALIZER);
+    let result = finalizer(&api, SUBSCRIPTION_FINALIZER, sub.clone(), |event| async {
+        match event {
+            Finalizer::Apply(sub) => apply_subscription(&sub, &ctx).await,
+            Finalizer::Cleanup(sub) => erase_subscription(&sub, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if !had_finalizer && sub.meta().deletion_timestamp.is_none() {
+        ctx.metrics.wrote("matchsubscriptions");
+    }
+    result
+}
+
+/// Looks up what a subscription refers to: `None` for a missing object or key.
+async fn dereference(
+    ctx: &Context,
+    sub: &MatchSubscription,
+) -> Result<BTreeMap<(bool, String, String), String>, Error> {
+    let mut found = BTreeMap::new();
+    for reference in validate::subscription_references(&sub.spec.0) {
+        let (is_secret, r) = match reference {
+            Reference::Secret(r) => (true, r),
+            Reference::ConfigMap(r) => (false, r),
+        };
+        let value = if is_secret {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+            api.get_opt(&r.name).await?.and_then(|s| {
+                let data = s.data.unwrap_or_default();
+                let bytes = data.get(&r.key)?;
+                String::from_utf8(bytes.0.clone()).ok()
+            })
+        } else {
+            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+            api.get_opt(&r.name)
+                .await?
+                .and_then(|c| c.data.unwrap_or_default().get(&r.key).cloned())
+        };
+        if let Some(value) = value {
+            found.insert((is_secret, r.name.clone(), r.key.clone()), value);
+        }
+    }
+    Ok(found)
+}
+
+async fn apply_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Action, Error> {
+    let name = sub.name_any();
+    let found = dereference(ctx, sub).await?;
+    let lookup = |reference: Reference<'_>| {
+        let (is_secret, r) = match reference {
+            Reference::Secret(r) => (true, r),
+            Reference::ConfigMap(r) => (false, r),
+        };
+        found
+            .get(&(is_secret, r.name.clone(), r.key.clone()))
+            .cloned()
+    };
+    let outcome = match validate::subscription_config(&name, sub.spec.0.clone(), lookup) {
+        Ok(config) => {
+            if ctx.plane.put_subscription(&config).await? {
+                ctx.metrics.wrote("nats-config");
+            }
+            Outcome::ready("Configured", "resume and criteria published to the workers")
+        }
+        Err(e) => {
+            ctx.plane.delete_subscription(&name).await?;
+            let reason = if e.message.starts_with("no ") {
+                "MissingReference"
+            } else {
+                "InvalidSpec"
+            };
+            Outcome::not_ready(reason, e.to_string())
+        }
+    };
+    let report = ctx.plane.report(&format!("subscription.{name}"));
+    let previous = sub.status.as_ref();
+    let next = status::subscription_status(
+        &outcome,
+        sub.meta().generation,
+        report.as_ref(),
+        previous,
+        &now(),
+    );
+    if previous != Some(&next) {
+        let api: Api<MatchSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": next})),
+        )
+        .await?;
+        ctx.metrics.wrote("matchsubscriptions/status");
+        let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+        if status::transition(previous_conditions, &next.conditions[0]) {
+            let type_ = if outcome.ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            ctx.event(
+                sub,
+                type_,
+                outcome.reason,
+                "Reconcile",
+                outcome.message.clone(),
+            )
+            .await;
+        }
+    }
+    Ok(Action::requeue(ctx.settings.status_interval))
+}
+
+async fn erase_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Action, Error> {
+    let name = sub.name_any();
+    ctx.plane.erase_subscription(&name).await?;
+    ctx.metrics.wrote("nats-config");
+    tracing::info!(subscription = %name, "erased resume vector, pending notices and notice keys");
+    ctx.event(
+        sub,
+        EventType::Normal,
+        "Erased",
+        "Delete",
+        "resume vector, pending notices and notice history erased".into(),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let kind = if std::any::type_name::<K>().ends_with("JobSource") {
+        "JobSource"
+    } else {
+        "MatchSubscription"
+    };
+    tracing::warn!(kind, name = %obj.name_any(), error = %error, "reconcile failed");
+    ctx.metrics
+        .errors
+        .get_or_create(&ErrorLabel {
+            kind,
+            error: error.category(),
+        })
+        .inc();
+    Action::requeue(Duration::from_secs(10))
+}
+
+// ---------------------------------------------------------------- fleet
+
+/// Resizes the fleet whenever sources change or a fleet object is touched, and removes
+/// configuration entries of sources that no longer exist.
+async fn run_fleet(
+    ctx: Arc<Context>,
+    sources: Store<JobSource>,
+    autoscaler: Autoscaler,
+    owner: Option<Owner>,
+) {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let wake = ctx.fleet_wake.clone();
+    let watch_wake = wake.clone();
+    let watch = tokio::spawn(async move {
+        let mut events = watcher(
+            deployments,
+            watcher::Config::default().labels(&fleet::selector()),
+        )
+        .default_backoff()
+        .touched_objects()
+        .boxed();
+        while events.next().await.is_some() {
+            watch_wake.notify_one();
+        }
+    });
+    let _watch = AbortOnDrop(watch);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+        }
+        // Let a burst of changes settle into one pass.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if sources.wait_until_ready().await.is_err() {
+            continue;
+        }
+        let state = sources.state();
+        let active = state
+            .iter()
+            .filter(|s| {
+                s.meta().deletion_timestamp.is_none()
+                    && !s.spec.0.suspend
+                    && validate::source_config(&s.name_any(), s.spec.0.clone()).is_ok()
+            })
+            .count();
+        ctx.metrics.active_sources.set(active as i64);
+        let desired = fleet::build(active, &ctx.settings.fleet, autoscaler, owner.as_ref());
+        match apply::apply_fleet(&ctx.client, &ctx.namespace, &desired, &ctx.metrics).await {
+            Ok(applied) if applied != last.unwrap_or_default() || applied.written > 0 => {
+                tracing::info!(active_sources = active, ?applied, "fleet reconciled");
+                last = Some(applied);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "applying the fleet failed; retrying in 10s");
+                ctx.metrics
+                    .errors
+                    .get_or_create(&ErrorLabel {
+                        kind: "Fleet",
+                        error: "kube",
+                    })
+                    .inc();
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                wake.notify_one();
+                continue;
+            }
+        }
+        // Sources deleted while no operator was running.
+        let present: HashSet<String> = state.iter().map(|s| s.name_any()).collect();
+        match ctx.plane.source_names().await {
+            Ok(names) => {
+                for name in names.into_iter().filter(|n| !present.contains(n)) {
+                    match ctx.plane.delete_source(&name).await {
+                        Ok(()) => {
+                            ctx.metrics.wrote("nats-config");
+                            tracing::info!(source = %name, "removed the entry of a deleted source");
+                        }
+                        Err(e) => {
+                            tracing::warn!(source = %name, error = %e, "removing entry failed")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "listing source entries failed"),
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs both controllers and the fleet loop until a shutdown signal.
+pub async fn run(
+    client: Client,
+    plane: Arc<dyn ConfigPlane>,
+    metrics: Arc<Metrics>,
+    settings: OperatorSettings,
+) -> Result<(), Error> {
+    let namespace = settings.namespace.clone();
+    let autoscaler = apply::choose_autoscaler(&client, settings.autoscaler).await?;
+    let owner = apply::owner(&client, &namespace, settings.owner_deployment.as_deref()).await?;
+    tracing::info!(?autoscaler, owner = ?owner.as_ref().map(|o| &o.name), namespace = %namespace, "starting controllers");
+    let reporter = Reporter {
+        controller: "jobmatch-operator".into(),
+        instance: std::env::var("HOSTNAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        namespace: namespace.clone(),
+        plane,
+        metrics,
+        settings,
+        fleet_wake: Arc::new(Notify::new()),
+    });
+    let sources: Api<JobSource> = Api::namespaced(client.clone(), &namespace);
+    let subscriptions: Api<MatchSubscription> = Api::namespaced(client.clone(), &namespace);
+    let source_controller = Controller::new(sources, watcher::Config::default());
+    let store = source_controller.store();
+    let fleet = tokio::spawn(run_fleet(ctx.clone(), store, autoscaler, owner));
+    let _fleet = AbortOnDrop(fleet);
+    ctx.fleet_wake.notify_one();
+    let sources_run = source_controller
+        .shutdown_on_signal()
+        .run(reconcile_source, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    let subscriptions_run = Controller::new(subscriptions, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile_subscription, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    futures::join!(sources_run, subscriptions_run);
+    Ok(())
+}
