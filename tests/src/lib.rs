@@ -7,6 +7,7 @@
 //! `JOBMATCH_BIN` (default: `target/debug/jobmatch` of this workspace).
 
 pub mod boards;
+pub mod k8s;
 pub mod mail;
 pub mod process;
 pub mod slack;
