@@ -1,0 +1,141 @@
+//! Operator at scale on a real kube-apiserver: creates JobSources and MatchSubscriptions
+//! (default 1,000 and 10,000), then starts the operator and reports the time until it
+//! stops writing (steady state), its write requests per second on the way, its peak RSS,
+//! and its writes over one steady minute (lease renewals reported apart).
+//!
+//!   cargo build -p jobmatch-operator && cargo run -p jobmatch-e2e --bin bench-operator [-- SOURCES SUBSCRIPTIONS]
+//!
+//! (Dependencies are optimised in dev builds; the operator is built in the dev profile.)
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use jobmatch_e2e::k8s::{Cluster, OPERATOR_USER};
+use jobmatch_e2e::process::{Nats, Proc};
+use jobmatch_e2e::{free_port, repo_root};
+use tokio::process::Command;
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn writes(cluster: &Cluster, mark: usize) -> (usize, usize) {
+    let all = cluster.writes_by(OPERATOR_USER, mark);
+    let leases = all.iter().filter(|w| w.1 == "leases").count();
+    (all.len() - leases, leases)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sources = args.first().copied().unwrap_or(1_000);
+    let subscriptions = args.get(1).copied().unwrap_or(10_000);
+    let cluster = Cluster::start().await;
+    let nats = Nats::start().await;
+    cluster
+        .kubectl_ok(&["apply", "-f", repo_root().join("crds").to_str().unwrap()])
+        .await;
+    let chart = repo_root().join("charts/jobmatch");
+    cluster
+        .helm(&[
+            "install",
+            "jobmatch",
+            chart.to_str().unwrap(),
+            "-n",
+            "jobmatch",
+            "--skip-crds",
+        ])
+        .await;
+
+    eprintln!("creating {sources} JobSources and {subscriptions} MatchSubscriptions");
+    let created = Instant::now();
+    let mut docs = Vec::new();
+    for i in 0..sources {
+        docs.push(format!(
+            "apiVersion: jobmatch.dev/v1alpha1\nkind: JobSource\nmetadata: {{name: board-{i}, namespace: jobmatch}}\nspec:\n  board: {{kind: greenhouse, token: company{i}}}\n  interval: 30m\n"
+        ));
+    }
+    for i in 0..subscriptions {
+        docs.push(format!(
+            "apiVersion: jobmatch.dev/v1alpha1\nkind: MatchSubscription\nmetadata: {{name: person-{i}, namespace: jobmatch}}\nspec:\n  resume: {{text: \"Engineer number {i}: Rust, Kubernetes, Postgres\"}}\n  criteria: {{minScore: 0.4}}\n  notify: {{email: {{to: person{i}@example.com}}}}\n"
+        ));
+    }
+    for chunk in docs.chunks(500) {
+        let (ok, _, err) = cluster
+            .kubectl_input(
+                &["create", "-f", "-", "-o", "name"],
+                Some(&chunk.join("---\n")),
+            )
+            .await;
+        assert!(ok, "creating resources: {err}");
+    }
+    eprintln!("created in {:.1} s", created.elapsed().as_secs_f64());
+
+    let mark = cluster.audit_lines();
+    let started = Instant::now();
+    let log = std::fs::File::create(cluster.dir.path().join("operator.log")).expect("log");
+    let operator = Proc::spawn(
+        "jobmatch-operator",
+        Command::new(repo_root().join("target/debug/jobmatch-operator"))
+            .arg("run")
+            .env("KUBECONFIG", &cluster.operator_kubeconfig)
+            .env("JOBMATCH_NAMESPACE", "jobmatch")
+            .env("JOBMATCH_NATS_URL", &nats.url)
+            .env("JOBMATCH_OWNER_DEPLOYMENT", "jobmatch-operator")
+            .env(
+                "JOBMATCH_OPERATOR_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env("JOBMATCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log)),
+    );
+    let pid = operator.pid().expect("operator pid");
+    // Steady: no new writes for 10 s.
+    let (mut last_count, mut last_change) = (0, Instant::now());
+    let steady_at = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (n, _) = writes(&cluster, mark);
+        if n != last_count {
+            last_count = n;
+            last_change = Instant::now();
+            eprintln!("  {:>5.1} s: {n} writes", started.elapsed().as_secs_f64());
+        } else if n > 0 && last_change.elapsed() > Duration::from_secs(10) {
+            break last_change.duration_since(started);
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            panic!("no steady state after 15 minutes");
+        }
+    };
+    let (total, _) = writes(&cluster, mark);
+    let steady_mark = cluster.audit_lines();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (quiet, leases) = writes(&cluster, steady_mark);
+    let rss = peak_rss_mib(pid);
+    println!(
+        "operator bench: {sources} JobSources, {subscriptions} MatchSubscriptions (kube-apiserver 1.20.2, this machine)"
+    );
+    println!(
+        "  time to steady state:      {:.1} s",
+        steady_at.as_secs_f64()
+    );
+    println!(
+        "  writes to steady state:    {total} ({:.0} writes/s)",
+        total as f64 / steady_at.as_secs_f64()
+    );
+    println!("  operator peak RSS:         {rss:.1} MiB");
+    println!("  writes in a steady minute: {quiet} (plus {leases} lease renewals)");
+    operator.stop().await;
+}
