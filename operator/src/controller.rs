@@ -82,6 +82,48 @@ fn now() -> String {
 }
 
 impl Context {
+    /// Writes a changed status, then an Event if `Ready` moved.
+    async fn write_status<K>(
+        &self,
+        obj: &K,
+        status: serde_json::Value,
+        previous: &[crate::crd::Condition],
+        next: &crate::crd::Condition,
+        outcome: &Outcome,
+        resource: &'static str,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await?;
+        self.metrics.wrote(resource);
+        if status::transition(previous, next) {
+            let type_ = if outcome.ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            self.event(
+                obj,
+                type_,
+                outcome.reason,
+                "Reconcile",
+                outcome.message.clone(),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
     async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
     where
         K: Resource<DynamicType = ()>,
@@ -131,30 +173,16 @@ async fn reconcile_source(source: Arc<JobSource>, ctx: Arc<Context>) -> Result<A
         &now(),
     );
     if previous != Some(&next) {
-        let api: Api<JobSource> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": next})),
+        let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+        ctx.write_status(
+            source.as_ref(),
+            serde_json::json!(next),
+            previous_conditions,
+            &next.conditions[0],
+            &outcome,
+            "jobsources/status",
         )
         .await?;
-        ctx.metrics.wrote("jobsources/status");
-        let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
-        if status::transition(previous_conditions, &next.conditions[0]) {
-            let type_ = if outcome.ready {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            };
-            ctx.event(
-                source.as_ref(),
-                type_,
-                outcome.reason,
-                "Reconcile",
-                outcome.message.clone(),
-            )
-            .await;
-        }
     }
     ctx.fleet_wake.notify_one();
     Ok(Action::requeue(ctx.settings.status_interval))
@@ -253,30 +281,16 @@ async fn apply_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Ac
         &now(),
     );
     if previous != Some(&next) {
-        let api: Api<MatchSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": next})),
+        let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+        ctx.write_status(
+            sub,
+            serde_json::json!(next),
+            previous_conditions,
+            &next.conditions[0],
+            &outcome,
+            "matchsubscriptions/status",
         )
         .await?;
-        ctx.metrics.wrote("matchsubscriptions/status");
-        let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
-        if status::transition(previous_conditions, &next.conditions[0]) {
-            let type_ = if outcome.ready {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            };
-            ctx.event(
-                sub,
-                type_,
-                outcome.reason,
-                "Reconcile",
-                outcome.message.clone(),
-            )
-            .await;
-        }
     }
     Ok(Action::requeue(ctx.settings.status_interval))
 }
