@@ -34,16 +34,21 @@ as_root() {
 # Everything this script prints but the --env lines goes to stderr.
 exec 3>&1 1>&2
 
+# Source packages from the same archives the machine already uses.
+enable_deb_src() {
+  if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
+    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
+      | as_root tee /etc/apt/sources.list.d/jobmatch-k8s-src.sources >/dev/null
+  fi
+}
+
 deps() {
   local need=() pkg
   for pkg in golang-go dpkg-dev make rsync etcd-server etcd-client openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
-    if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-      sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-        | as_root tee /etc/apt/sources.list.d/jobmatch-k8s-src.sources >/dev/null
-    fi
+    enable_deb_src
     log "installing Debian packages: ${need[*]}"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends --no-upgrade "${need[@]}"
@@ -58,11 +63,8 @@ build() {
   [ $missing = 0 ] && return 0
   mkdir -p "$W" "$BIN"
   if [ ! -d "$SRC" ]; then
-    if ! apt-cache showsrc kubernetes >/dev/null 2>&1 || [ -z "$(apt-cache showsrc kubernetes 2>/dev/null)" ]; then
-      if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-        sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-          | as_root tee /etc/apt/sources.list.d/jobmatch-k8s-src.sources >/dev/null
-      fi
+    if [ -z "$(apt-cache showsrc kubernetes 2>/dev/null)" ]; then
+      enable_deb_src
       as_root apt-get update -qq
     fi
     log "fetching Debian's kubernetes source package"

@@ -16,6 +16,9 @@ pub struct FieldError {
     /// The path of the field, as a user writes it (`spec.notify.email.to`).
     pub field: String,
     pub message: String,
+    /// The spec is fine but a Secret or ConfigMap it names (or its key) is missing: it
+    /// may appear later, unlike a wrong value.
+    pub missing_reference: bool,
 }
 
 impl FieldError {
@@ -23,12 +26,20 @@ impl FieldError {
         FieldError {
             field: field.into(),
             message: message.into(),
+            missing_reference: false,
+        }
+    }
+
+    fn missing(field: &str, reference: Reference<'_>) -> Self {
+        FieldError {
+            missing_reference: true,
+            ..FieldError::new(field, reference.describe())
         }
     }
 }
 
 /// What a spec refers to outside itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reference<'a> {
     Secret(&'a KeyRef),
     ConfigMap(&'a KeyRef),
@@ -121,14 +132,13 @@ pub fn subscription_config(
         (Some(text), None, None) => text.clone(),
         (None, Some(key), None) => {
             let reference = Reference::ConfigMap(key);
-            lookup(reference).ok_or_else(|| {
-                FieldError::new("spec.resume.configMapKeyRef", reference.describe())
-            })?
+            lookup(reference)
+                .ok_or_else(|| FieldError::missing("spec.resume.configMapKeyRef", reference))?
         }
         (None, None, Some(key)) => {
             let reference = Reference::Secret(key);
             lookup(reference)
-                .ok_or_else(|| FieldError::new("spec.resume.secretKeyRef", reference.describe()))?
+                .ok_or_else(|| FieldError::missing("spec.resume.secretKeyRef", reference))?
         }
         _ => {
             return Err(FieldError::new(
@@ -165,7 +175,7 @@ pub fn subscription_config(
         (None, Some(slack)) => {
             let reference = Reference::Secret(&slack.webhook_secret_ref);
             let url = lookup(reference).ok_or_else(|| {
-                FieldError::new("spec.notify.slack.webhookSecretRef", reference.describe())
+                FieldError::missing("spec.notify.slack.webhookSecretRef", reference)
             })?;
             let url = url.trim();
             if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
@@ -276,6 +286,7 @@ mod tests {
         );
         let err = subscription_config("ada", spec, |_| None).unwrap_err();
         assert_eq!(err.field, "spec.resume.configMapKeyRef");
+        assert!(err.missing_reference);
         assert!(err.message.contains("\"resumes\""), "{err}");
     }
 

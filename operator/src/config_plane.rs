@@ -63,7 +63,6 @@ pub trait ConfigPlane: Send + Sync {
 pub struct NatsConfigPlane {
     js: jetstream::Context,
     config: kv::Store,
-    notices: kv::Store,
     reports: Arc<RwLock<HashMap<String, Report>>>,
     _watch: tokio::task::JoinHandle<()>,
 }
@@ -139,7 +138,8 @@ impl NatsConfigPlane {
             }
         };
         let config = bucket(m::CONFIG_BUCKET, m::CONFIG_HISTORY).await?;
-        let notices = bucket(m::NOTICES_BUCKET, 1).await?;
+        // Created here too, so erasing a subscription never finds it missing.
+        bucket(m::NOTICES_BUCKET, 1).await?;
         let reports_store = bucket(REPORTS_BUCKET, 1).await?;
         let reports = Arc::new(RwLock::new(HashMap::new()));
         let watch = reports_store
@@ -173,7 +173,6 @@ impl NatsConfigPlane {
         Ok(Self {
             js,
             config,
-            notices,
             reports,
             _watch: task,
         })
@@ -280,22 +279,17 @@ impl ConfigPlane for NatsConfigPlane {
                     .await
                     .map_err(|e| ConfigPlaneError::nats("purging notices")(e.to_string()))?;
             }
-            let prefix = format!("{name}.");
-            let mut keys = self
-                .notices
-                .keys()
+            // The notice keys `<name>.<job>`: one purge of the bucket's stream by
+            // subject, instead of listing every key of every subscription.
+            let bucket_stream = format!("KV_{}", m::NOTICES_BUCKET);
+            self.js
+                .get_stream(&bucket_stream)
                 .await
-                .map_err(|e| ConfigPlaneError::nats("listing notice keys")(e.to_string()))?;
-            while let Some(key) = keys.next().await {
-                let key =
-                    key.map_err(|e| ConfigPlaneError::nats("listing notice keys")(e.to_string()))?;
-                if key.starts_with(&prefix) {
-                    self.notices
-                        .purge(&key)
-                        .await
-                        .map_err(|e| ConfigPlaneError::nats("purging notice key")(e.to_string()))?;
-                }
-            }
+                .map_err(|e| ConfigPlaneError::nats("opening stream")(e.to_string()))?
+                .purge()
+                .filter(format!("$KV.{}.{name}.>", m::NOTICES_BUCKET))
+                .await
+                .map_err(|e| ConfigPlaneError::nats("purging notice keys")(e.to_string()))?;
             Ok(())
         })
     }

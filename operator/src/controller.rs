@@ -211,32 +211,30 @@ async fn reconcile_subscription(
     result
 }
 
-/// Looks up what a subscription refers to: `None` for a missing object or key.
-async fn dereference(
+/// Looks up what a subscription refers to; a missing object or key is left out.
+async fn dereference<'a>(
     ctx: &Context,
-    sub: &MatchSubscription,
-) -> Result<BTreeMap<(bool, String, String), String>, Error> {
+    sub: &'a MatchSubscription,
+) -> Result<BTreeMap<Reference<'a>, String>, Error> {
     let mut found = BTreeMap::new();
     for reference in validate::subscription_references(&sub.spec.0) {
-        let (is_secret, r) = match reference {
-            Reference::Secret(r) => (true, r),
-            Reference::ConfigMap(r) => (false, r),
-        };
-        let value = if is_secret {
-            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-            api.get_opt(&r.name).await?.and_then(|s| {
-                let data = s.data.unwrap_or_default();
-                let bytes = data.get(&r.key)?;
-                String::from_utf8(bytes.0.clone()).ok()
-            })
-        } else {
-            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-            api.get_opt(&r.name)
-                .await?
-                .and_then(|c| c.data.unwrap_or_default().get(&r.key).cloned())
+        let value = match reference {
+            Reference::Secret(r) => {
+                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+                api.get_opt(&r.name).await?.and_then(|s| {
+                    let bytes = s.data.unwrap_or_default().remove(&r.key)?;
+                    String::from_utf8(bytes.0).ok()
+                })
+            }
+            Reference::ConfigMap(r) => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+                api.get_opt(&r.name)
+                    .await?
+                    .and_then(|c| c.data.unwrap_or_default().remove(&r.key))
+            }
         };
         if let Some(value) = value {
-            found.insert((is_secret, r.name.clone(), r.key.clone()), value);
+            found.insert(reference, value);
         }
     }
     Ok(found)
@@ -245,15 +243,7 @@ async fn dereference(
 async fn apply_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Action, Error> {
     let name = sub.name_any();
     let found = dereference(ctx, sub).await?;
-    let lookup = |reference: Reference<'_>| {
-        let (is_secret, r) = match reference {
-            Reference::Secret(r) => (true, r),
-            Reference::ConfigMap(r) => (false, r),
-        };
-        found
-            .get(&(is_secret, r.name.clone(), r.key.clone()))
-            .cloned()
-    };
+    let lookup = |reference: Reference<'_>| found.get(&reference).cloned();
     let outcome = match validate::subscription_config(&name, sub.spec.0.clone(), lookup) {
         Ok(config) => {
             if ctx.plane.put_subscription(&config).await? {
@@ -263,7 +253,7 @@ async fn apply_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Ac
         }
         Err(e) => {
             ctx.plane.delete_subscription(&name).await?;
-            let reason = if e.message.starts_with("no ") {
+            let reason = if e.missing_reference {
                 "MissingReference"
             } else {
                 "InvalidSpec"
@@ -311,8 +301,13 @@ async fn erase_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Ac
     Ok(Action::await_change())
 }
 
-fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let kind = if std::any::type_name::<K>().ends_with("JobSource") {
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    // A metric label must be 'static: name the two kinds this controller runs.
+    let kind = if K::kind(&()) == "JobSource" {
         "JobSource"
     } else {
         "MatchSubscription"

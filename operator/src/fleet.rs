@@ -90,7 +90,7 @@ pub fn build(
     let mut objects = Vec::new();
     let mut absent = Vec::new();
     for role in ROLES {
-        objects.push(service_account(role, settings, owner));
+        objects.push(service_account(role, owner));
         let scaled = match role {
             "embedder" => Some((m::EMBEDDER_CONSUMER, settings.max_embedders)),
             "matcher" if settings.qdrant_url.is_some() => {
@@ -169,7 +169,7 @@ fn desired(api_version: &str, kind: &str, role: &str, object: Value) -> Desired 
     }
 }
 
-fn service_account(role: &str, _settings: &FleetSettings, owner: Option<&Owner>) -> Desired {
+fn service_account(role: &str, owner: Option<&Owner>) -> Desired {
     desired(
         "v1",
         "ServiceAccount",

@@ -209,23 +209,19 @@ impl Cluster {
         ));
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = d.join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{server}\", certificate-authority: \"{}\"}}\nusers:\n- name: admin\n  user: {{client-certificate: \"{}\", client-key: \"{}\"}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: admin, namespace: jobmatch}}\ncurrent-context: test\n",
-                p("ca.crt"), p("admin.crt"), p("admin.key")
-            ),
-        )
-        .expect("kubeconfig");
+        let admin = format!(
+            "{{client-certificate: \"{}\", client-key: \"{}\"}}",
+            p("admin.crt"),
+            p("admin.key")
+        );
+        write_kubeconfig(&kubeconfig, &server, &p("ca.crt"), &admin);
         let operator_kubeconfig = d.join("operator-kubeconfig");
-        std::fs::write(
+        write_kubeconfig(
             &operator_kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{server}\", certificate-authority: \"{}\"}}\nusers:\n- name: operator\n  user: {{token: {OPERATOR_TOKEN}}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: operator, namespace: jobmatch}}\ncurrent-context: test\n",
-                p("ca.crt")
-            ),
-        )
-        .expect("kubeconfig");
+            &server,
+            &p("ca.crt"),
+            &format!("{{token: {OPERATOR_TOKEN}}}"),
+        );
         let mut cluster = Cluster {
             dir,
             bin,
@@ -334,6 +330,14 @@ impl Cluster {
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
+}
+
+/// A kubeconfig for one user (`user` is its YAML flow mapping), namespace `jobmatch`.
+fn write_kubeconfig(path: &Path, server: &str, ca: &str, user: &str) {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: user\n  user: {user}\ncontexts:\n- name: test\n  context: {{cluster: test, user: user, namespace: jobmatch}}\ncurrent-context: test\n"
+    );
+    std::fs::write(path, text).expect("writing a kubeconfig");
 }
 
 async fn run_tool(
