@@ -30,6 +30,9 @@ pub const POSTINGS_BUCKET: &str = "jobmatch-postings";
 pub const SCHEDULE_BUCKET: &str = "jobmatch-schedule";
 /// One key per (subscription, job) notice, created before sending.
 pub const NOTICES_BUCKET: &str = "jobmatch-notices";
+/// What the workers report per source (`source.<name>`) and subscription
+/// (`subscription.<name>`): a [`Report`], which the operator copies into status.
+pub const REPORTS_BUCKET: &str = "jobmatch-reports";
 
 /// The streams, with the subjects each holds.
 pub const STREAMS: [(&str, &str); 4] = [
@@ -120,6 +123,35 @@ pub struct SubscriptionConfig {
 pub struct SubscriptionProfile {
     pub name: String,
     pub criteria: Criteria,
+}
+
+/// Progress of one source or subscription, as the workers report it. Every field is
+/// optional: the fetchers fill the source fields, matchers and notifiers the
+/// subscription ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Report {
+    /// Postings the board listed (after `titleIncludes`) at the last successful poll.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postings_seen: Option<u64>,
+    /// RFC 3339 times of the last poll and of the last one that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_poll: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<String>,
+    /// Matches published for the subscription (a match republished within the stream's
+    /// duplicate window is counted once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<u64>,
+    /// Notices delivered (exact: each is guarded by its notice key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notices_sent: Option<u64>,
+    /// Notices dead-lettered after their last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notices_failed: Option<u64>,
+    /// The latest error, cleared by the next success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A message on the VECTORS stream.

@@ -86,6 +86,54 @@ async fn assert_notices(s: &Scenario, procs: &mut [Proc]) {
     );
 }
 
+/// The workers' reports, which the operator copies into status, agree with what was
+/// delivered: postings listed per source, and per subscription its notices (exactly)
+/// and at least as many matches.
+async fn assert_reports(s: &Scenario) {
+    let client = async_nats::connect(&s.env.nats_url).await.expect("nats");
+    let reports = async_nats::jetstream::new(client)
+        .get_key_value(jobmatch_core::messages::REPORTS_BUCKET)
+        .await
+        .expect("reports bucket");
+    let read = |key: String| {
+        let reports = reports.clone();
+        async move {
+            let value = reports.get(&key).await.ok().flatten()?;
+            serde_json::from_slice::<jobmatch_core::messages::Report>(&value).ok()
+        }
+    };
+    for (source, postings) in [("acme", 15), ("globex", 12)] {
+        let report = wait_for(
+            &format!("report of {source}"),
+            Duration::from_secs(30),
+            || read(format!("source.{source}")),
+        )
+        .await;
+        assert_eq!(report.postings_seen, Some(postings), "{source}: {report:?}");
+        assert!(
+            report.last_success.is_some() && report.last_error.is_none(),
+            "{report:?}"
+        );
+    }
+    for subscription in ["ada", "grace", "linus", "margaret"] {
+        let sent = EXPECTED.iter().filter(|(s, _)| *s == subscription).count() as u64;
+        let report = wait_for(
+            &format!("{subscription}: {sent} notices reported"),
+            Duration::from_secs(30),
+            || {
+                let read = read(format!("subscription.{subscription}"));
+                async move { read.await.filter(|r| r.notices_sent == Some(sent)) }
+            },
+        )
+        .await;
+        assert!(
+            report.matches.unwrap_or(0) >= sent,
+            "{subscription}: {report:?}"
+        );
+        assert_eq!(report.notices_failed, None, "{subscription}: {report:?}");
+    }
+}
+
 /// After a restart, waits until both boards have been polled again and the pipeline has
 /// had time to act, then checks nothing new was delivered.
 async fn assert_nothing_resent(s: &Scenario, before: usize) {
@@ -128,6 +176,7 @@ async fn all_roles_in_one_process() {
     let config = s.config_arg();
     let mut procs = vec![s.env.spawn(&["all", "-f", &config], &s.log("all"))];
     assert_notices(&s, &mut procs).await;
+    assert_reports(&s).await;
     let before = s.delivered_count();
     stop_all(procs).await;
 
@@ -157,6 +206,7 @@ async fn each_role_in_its_own_process() {
     };
     let mut procs = spawn_roles("");
     assert_notices(&s, &mut procs).await;
+    assert_reports(&s).await;
     let before = s.delivered_count();
     stop_all(procs).await;
 

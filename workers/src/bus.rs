@@ -42,6 +42,9 @@ pub struct Bus {
     pub postings: kv::Store,
     pub schedule: kv::Store,
     pub notices: kv::Store,
+    /// Progress per source and subscription, for the operator (see `reports`).
+    pub reports_bucket: kv::Store,
+    pub reports: crate::reports::Reports,
 }
 
 /// How long a published message id is remembered for deduplication.
@@ -91,6 +94,8 @@ impl Bus {
             postings: bucket(m::POSTINGS_BUCKET, 1).await?,
             schedule: bucket(m::SCHEDULE_BUCKET, 1).await?,
             notices: bucket(m::NOTICES_BUCKET, 1).await?,
+            reports_bucket: bucket(m::REPORTS_BUCKET, 1).await?,
+            reports: crate::reports::Reports::default(),
             client,
             js,
         })

@@ -15,6 +15,7 @@ pub mod http;
 pub mod matcher;
 pub mod metrics;
 pub mod notify;
+pub mod reports;
 pub mod runtime;
 pub mod store;
 pub mod tls;

@@ -17,6 +17,9 @@ use crate::notify::{Delivery, RetryPolicy};
 use crate::store::{AnyStore, embedded::EmbeddedStore, qdrant::QdrantStore};
 use crate::{config, http, matcher, notify};
 
+/// How often progress reports are merged into the reports bucket.
+const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Per-role readiness, reported on `/ready`.
 pub type Readiness = Arc<Mutex<BTreeMap<&'static str, bool>>>;
 
@@ -73,6 +76,17 @@ pub async fn run_roles(
 
     let bus = Bus::connect(&c.nats_url).await?;
     apply_files(&bus, files).await?;
+    {
+        let (reports, store, cancel) = (
+            bus.reports.clone(),
+            bus.reports_bucket.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            reports.run_flusher(store, REPORT_INTERVAL, cancel).await;
+            Ok("reports")
+        });
+    }
     let model = if roles.contains(&Role::Embedder) {
         let c = c.clone();
         Some(tokio::task::spawn_blocking(move || load_model(&c)).await??)

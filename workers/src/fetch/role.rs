@@ -110,6 +110,7 @@ async fn poll_and_publish(
         Err(e) => {
             metrics.poll_errors(e.category()).inc();
             warn!(error = %e, category = e.category(), "poll failed");
+            bus.reports.poll_failed(&source.name, &e.to_string());
             return;
         }
     };
@@ -119,6 +120,8 @@ async fn poll_and_publish(
     metrics.postings_malformed.inc_by(poll.skipped.len() as u64);
     match publish(bus, &poll.postings).await {
         Ok(counts) => {
+            bus.reports
+                .poll_succeeded(&source.name, poll.postings.len());
             metrics
                 .postings_published
                 .inc_by(counts.new_or_changed as u64);
@@ -132,7 +135,9 @@ async fn poll_and_publish(
             );
         }
         Err(e) => {
-            warn!(error = %e, "publishing postings failed; they will be published at the next poll")
+            warn!(error = %e, "publishing postings failed; they will be published at the next poll");
+            bus.reports
+                .poll_failed(&source.name, &format!("publishing postings: {e}"));
         }
     }
 }

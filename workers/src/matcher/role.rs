@@ -206,7 +206,8 @@ impl Matcher {
             found.posting.content_hash()
         );
         info!(subscription = %found.subscription, posting = %found.posting.id, score = found.explanation.score, "match");
-        self.bus
+        let ack = self
+            .bus
             .js
             .send_publish(
                 m::matches_subject(&found.subscription),
@@ -217,6 +218,10 @@ impl Matcher {
             .await
             .map_err(|e| err(&e))?;
         self.metrics.matches_found.inc();
+        // A redelivered vector republishes its matches: count each once.
+        if !ack.duplicate {
+            self.bus.reports.matched(&found.subscription);
+        }
         Ok(())
     }
 }

@@ -69,12 +69,16 @@ impl Notifier {
             Ok(()) => {
                 self.bus.notices.put(&key, "sent".into()).await?;
                 self.metrics.notices_sent(channel).inc();
+                self.bus.reports.notice_sent(&found.subscription);
                 info!(subscription = %found.subscription, posting = %found.posting.id, channel, "notice sent");
                 Ok(Outcome::Sent)
             }
             Err(e) => {
                 warn!(subscription = %found.subscription, posting = %found.posting.id, error = %e, "notice failed after retries; dead-lettered");
                 self.metrics.notice_failures(e.channel()).inc();
+                self.bus
+                    .reports
+                    .notice_failed(&found.subscription, &e.to_string());
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Jobmatch-Error", e.to_string().as_str());
                 self.bus
