@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 use futures::{StreamExt, future::BoxFuture};
+pub use jobmatch_core::messages::Report;
 use jobmatch_core::messages::{self as m, SourceConfig, SubscriptionConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,19 +23,6 @@ impl ConfigPlaneError {
     fn nats(what: &'static str) -> impl Fn(String) -> Self {
         move |message| ConfigPlaneError::Nats { what, message }
     }
-}
-
-/// Counts the workers report for a source or subscription (`jobmatch-reports` KV).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Report {
-    pub postings_seen: Option<u64>,
-    pub last_poll: Option<String>,
-    pub last_success: Option<String>,
-    pub matches: Option<u64>,
-    pub notices_sent: Option<u64>,
-    pub notices_failed: Option<u64>,
-    pub last_error: Option<String>,
 }
 
 /// Where the workers' configuration lives.
@@ -66,9 +54,6 @@ pub struct NatsConfigPlane {
     reports: Arc<RwLock<HashMap<String, Report>>>,
     _watch: tokio::task::JoinHandle<()>,
 }
-
-/// Bucket the workers write their reports to.
-pub const REPORTS_BUCKET: &str = "jobmatch-reports";
 
 impl NatsConfigPlane {
     /// Connects, makes sure the streams, buckets and durable consumers exist (the
@@ -140,7 +125,7 @@ impl NatsConfigPlane {
         let config = bucket(m::CONFIG_BUCKET, m::CONFIG_HISTORY).await?;
         // Created here too, so erasing a subscription never finds it missing.
         bucket(m::NOTICES_BUCKET, 1).await?;
-        let reports_store = bucket(REPORTS_BUCKET, 1).await?;
+        let reports_store = bucket(m::REPORTS_BUCKET, 1).await?;
         let reports = Arc::new(RwLock::new(HashMap::new()));
         let watch = reports_store
             .watch_with_history(">")

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use jobmatch_core::messages;
 use jobmatch_core::validate::{self, Reference};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -163,7 +164,7 @@ async fn reconcile_source(source: Arc<JobSource>, ctx: Arc<Context>) -> Result<A
             Outcome::not_ready("InvalidSpec", e.to_string())
         }
     };
-    let report = ctx.plane.report(&format!("source.{name}"));
+    let report = ctx.plane.report(&messages::source_key(&name));
     let previous = source.status.as_ref();
     let next = status::source_status(
         &outcome,
@@ -261,7 +262,7 @@ async fn apply_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Ac
             Outcome::not_ready(reason, e.to_string())
         }
     };
-    let report = ctx.plane.report(&format!("subscription.{name}"));
+    let report = ctx.plane.report(&messages::subscription_key(&name));
     let previous = sub.status.as_ref();
     let next = status::subscription_status(
         &outcome,

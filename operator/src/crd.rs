@@ -77,7 +77,7 @@ pub struct JobSourceStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Postings published from this source since it was created.
+    /// Postings the board listed (after `titleIncludes`) at the last successful poll.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postings_seen: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

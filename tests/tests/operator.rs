@@ -305,6 +305,50 @@ async fn operator_reconciles_on_a_real_api_server() {
         "https://hooks.slack.com/services/T000/B000/XXXX"
     );
 
+    // Worker reports (as the fetchers and notifiers write them) reach status and the
+    // printer columns.
+    let reports = js
+        .get_key_value(jobmatch_core::messages::REPORTS_BUCKET)
+        .await
+        .unwrap();
+    reports
+        .put("source.acme", r#"{"postingsSeen":15,"lastPoll":"2026-11-25T10:00:00Z","lastSuccess":"2026-11-25T10:00:00Z"}"#.into())
+        .await
+        .unwrap();
+    reports
+        .put(
+            "subscription.ada",
+            r#"{"matches":4,"noticesSent":3,"noticesFailed":1,"lastError":"slack: HTTP 400"}"#
+                .into(),
+        )
+        .await
+        .unwrap();
+    wait_jsonpath(
+        &cluster,
+        "acme postings in status",
+        &["get", "jobsource", "acme"],
+        "{.status.postingsSeen}",
+        "15",
+    )
+    .await;
+    wait_jsonpath(
+        &cluster,
+        "ada notices in status",
+        &["get", "matchsubscription", "ada"],
+        "{.status.noticesSent}",
+        "3",
+    )
+    .await;
+    let ada = jsonpath(
+        &cluster,
+        &["get", "matchsubscription", "ada"],
+        "{.status.matches} {.status.noticesFailed} {.status.lastError}",
+    )
+    .await;
+    assert_eq!(ada.as_deref(), Some("4 1 slack: HTTP 400"));
+    let table = cluster.kubectl_ok(&["get", "jobsources", "acme"]).await;
+    assert!(table.contains("15"), "{table}");
+
     // An invalid spec the schema cannot catch: Ready=False naming the field, an Event.
     cluster
         .apply_yaml(
