@@ -204,6 +204,8 @@ impl Cluster {
                 .arg(format!("--audit-policy-file={}", audit_policy.display()))
                 .arg(format!("--audit-log-path={}", audit_log.display()))
                 .arg("--audit-log-format=json")
+                // Never rotate (the default rotates at 100 MB): counts read the one file.
+                .arg("--audit-log-maxsize=100000")
                 .stdout(log("apiserver-out"))
                 .stderr(log("apiserver")),
         ));
