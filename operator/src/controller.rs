@@ -421,6 +421,39 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// A controller's cache and trigger. Managed fields are dropped before caching (they are
+/// most of a cached object's size), and only changes of generation or finalizers
+/// trigger a reconcile: status writes never do (deletion bumps the generation too).
+/// Worker reports reach status through the periodic requeue instead.
+fn watch_resources<K>(
+    api: Api<K>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::{Predicate, predicates, reflector};
+    let (reader, writer) = reflector::store();
+    let trigger = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|obj| obj.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            Default::default(),
+        );
+    (reader, trigger)
+}
+
 /// Runs both controllers and the fleet loop until a shutdown signal.
 pub async fn run(
     client: Client,
@@ -447,8 +480,11 @@ pub async fn run(
     });
     let sources: Api<JobSource> = Api::namespaced(client.clone(), &namespace);
     let subscriptions: Api<MatchSubscription> = Api::namespaced(client.clone(), &namespace);
-    let source_controller = Controller::new(sources, watcher::Config::default());
-    let store = source_controller.store();
+    let limits = kube::runtime::controller::Config::default()
+        .concurrency(ctx.settings.max_concurrent_reconciles.max(1));
+    let (store, source_trigger) = watch_resources(sources);
+    let source_controller =
+        Controller::for_stream(source_trigger, store.clone()).with_config(limits.clone());
     let fleet = tokio::spawn(run_fleet(ctx.clone(), store, autoscaler, owner));
     let _fleet = AbortOnDrop(fleet);
     ctx.fleet_wake.notify_one();
@@ -456,7 +492,9 @@ pub async fn run(
         .shutdown_on_signal()
         .run(reconcile_source, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    let subscriptions_run = Controller::new(subscriptions, watcher::Config::default())
+    let (subscription_store, subscription_trigger) = watch_resources(subscriptions);
+    let subscriptions_run = Controller::for_stream(subscription_trigger, subscription_store)
+        .with_config(limits)
         .shutdown_on_signal()
         .run(reconcile_subscription, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));

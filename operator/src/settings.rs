@@ -115,6 +115,10 @@ pub struct OperatorSettings {
     /// How often worker reports are copied into status (at most).
     #[arg(long, env = "JOBMATCH_STATUS_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub status_interval: Duration,
+    /// Reconciles of each kind running at once. Bounds memory and the request rate the
+    /// API server sees; unbounded, a cold start over thousands of resources floods it.
+    #[arg(long, env = "JOBMATCH_MAX_CONCURRENT_RECONCILES", default_value_t = 16)]
+    pub max_concurrent_reconciles: u16,
     /// Address for /metrics, /health and /ready.
     #[arg(long, env = "JOBMATCH_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
