@@ -103,11 +103,15 @@ pub fn subscription_status(
     }
 }
 
-/// Whether the Ready condition changed in a way worth an Event (status or reason).
+/// Whether the Ready condition changed in a way worth an Event: any change of status or
+/// reason, except a new resource becoming ready, which its status already says (at ten
+/// thousand resources, those Events would be a third of the operator's writes).
 pub fn transition(previous: &[Condition], next: &Condition) -> bool {
-    !previous
-        .iter()
-        .any(|c| c.type_ == next.type_ && c.status == next.status && c.reason == next.reason)
+    let before = previous.iter().find(|c| c.type_ == next.type_);
+    match before {
+        None => next.status != "True",
+        Some(c) => c.status != next.status || c.reason != next.reason,
+    }
 }
 
 #[cfg(test)]
