@@ -18,3 +18,16 @@ pub use subscription::{Channel, Criteria, MatchSubscriptionSpec, RemotePolicy, S
 
 /// The API group and version of jobmatch's resources (`apiVersion` in YAML documents).
 pub const API_VERSION: &str = "jobmatch.dev/v1alpha1";
+
+/// The current time in RFC 3339 at whole seconds (`2026-11-25T10:00:00Z`), as status and
+/// reports write it.
+pub fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -71,17 +71,6 @@ pub struct Context {
     pub fleet_wake: Arc<Notify>,
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 impl Context {
     /// Writes a changed status, then an Event if `Ready` moved.
     async fn write_status<K>(
@@ -171,7 +160,7 @@ async fn reconcile_source(source: Arc<JobSource>, ctx: Arc<Context>) -> Result<A
         source.meta().generation,
         report.as_ref(),
         previous,
-        &now(),
+        &jobmatch_core::rfc3339_now(),
     );
     if previous != Some(&next) {
         let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
@@ -269,7 +258,7 @@ async fn apply_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Ac
         sub.meta().generation,
         report.as_ref(),
         previous,
-        &now(),
+        &jobmatch_core::rfc3339_now(),
     );
     if previous != Some(&next) {
         let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);

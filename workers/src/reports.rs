@@ -65,17 +65,6 @@ impl Change {
     }
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// The report recorder every role of a process shares.
 #[derive(Clone, Default)]
 pub struct Reports {
@@ -83,17 +72,22 @@ pub struct Reports {
 }
 
 impl Reports {
-    fn record(&self, key: String, change: Change) {
-        let mut pending = match self.pending.lock() {
+    /// The pending changes; a panic elsewhere while holding them leaves them usable.
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Change>> {
+        match self.pending.lock() {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
-        };
+        }
+    }
+
+    fn record(&self, key: String, change: Change) {
+        let mut pending = self.pending();
         let merged = pending.remove(&key).unwrap_or_default().then(change);
         pending.insert(key, merged);
     }
 
     pub fn poll_succeeded(&self, source: &str, postings: usize) {
-        let now = now();
+        let now = jobmatch_core::rfc3339_now();
         self.record(
             jobmatch_core::messages::source_key(source),
             Change {
@@ -110,7 +104,7 @@ impl Reports {
         self.record(
             jobmatch_core::messages::source_key(source),
             Change {
-                last_poll: Some(now()),
+                last_poll: Some(jobmatch_core::rfc3339_now()),
                 last_error: Some(Some(error.to_owned())),
                 ..Change::default()
             },
@@ -165,20 +159,14 @@ impl Reports {
     /// Merges every pending change into the bucket.
     pub async fn flush(&self, store: &kv::Store) {
         let pending = {
-            let mut p = match self.pending.lock() {
-                Ok(p) => p,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut p = self.pending();
             std::mem::take(&mut *p)
         };
         for (key, change) in pending {
             if let Err(e) = merge_into(store, &key, &change).await {
                 tracing::warn!(key, error = %e, "report not written; kept for the next flush");
                 // Put it back before anything recorded since.
-                let mut p = match self.pending.lock() {
-                    Ok(p) => p,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                let mut p = self.pending();
                 let merged = change.then(p.remove(&key).unwrap_or_default());
                 p.insert(key, merged);
             }
