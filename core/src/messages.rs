@@ -152,9 +152,42 @@ pub struct Report {
     /// The latest error, cleared by the next success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The HTTP status of the board's last answer (304 when it had not changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_http_status: Option<u16>,
+    /// What the last successful poll found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_counts: Option<PollCounts>,
+    /// Malformed postings skipped, over all polls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub malformed_total: Option<u64>,
+}
+
+/// What one poll of a source found, posting by posting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PollCounts {
+    /// Never seen before: published.
+    pub new: u64,
+    /// Seen before with other content: re-published, to be embedded again.
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Gone from the board since the last poll: published as closed.
+    pub closed: u64,
+    /// The same job already known from another board: not published again.
+    pub duplicates: u64,
+    /// New ids whose description nearly equals a known posting's: published, flagged.
+    pub reposts: u64,
+    /// Postings the board served that could not be read: counted and skipped.
+    pub malformed: u64,
+    /// Postings dropped by `titleIncludes`.
+    pub filtered: u64,
 }
 
 /// A message on the VECTORS stream.
+// One message at a time is decoded and dropped: boxing the posting would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Embedded {
@@ -167,6 +200,8 @@ pub enum Embedded {
     },
     /// The subscription was deleted: forget its resume vector.
     SubscriptionDeleted { name: String },
+    /// The posting closed on its board: forget its vector, match it no more.
+    JobClosed { id: String },
 }
 
 /// Why a posting matched a subscription.
@@ -194,12 +229,14 @@ pub struct MatchFound {
 }
 
 impl MatchFound {
-    /// The idempotency key of this notice: one per (subscription, job), ever.
+    /// The idempotency key of this notice: one per (subscription, job), ever. A re-post
+    /// is the job it repeats, so nobody hears of the same job twice.
     pub fn notice_key(&self) -> String {
-        format!(
-            "{}.{}",
-            self.subscription,
-            crate::ids::kv_key(&self.posting.id)
-        )
+        let job = self
+            .posting
+            .repost_of
+            .as_deref()
+            .unwrap_or(&self.posting.id);
+        format!("{}.{}", self.subscription, crate::ids::kv_key(job))
     }
 }

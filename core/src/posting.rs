@@ -17,7 +17,7 @@ pub enum Workplace {
 }
 
 /// A salary range as the board states it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Salary {
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -27,7 +27,7 @@ pub struct Salary {
 }
 
 /// A job posting, normalized.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Posting {
     /// `board:identity:native-id`, e.g. `greenhouse:acme:4012345`.
@@ -45,6 +45,10 @@ pub struct Posting {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employment_type: Option<String>,
+    /// `intern`, `junior`, `mid`, `senior`, `staff`, `principal`, `lead` or `director`:
+    /// as the board states it, else read from the title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seniority: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salary: Option<Salary>,
     #[serde(
@@ -59,6 +63,12 @@ pub struct Posting {
         skip_serializing_if = "Option::is_none"
     )]
     pub updated_at: Option<OffsetDateTime>,
+    /// The posting disappeared from its board: it is no longer open.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
+    /// An earlier posting (another id) with nearly the same description: a re-post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repost_of: Option<String>,
 }
 
 impl Posting {
@@ -68,6 +78,10 @@ impl Posting {
     pub fn content_hash(&self) -> String {
         let locations = self.locations.join("\n");
         let workplace = format!("{:?}", self.workplace);
+        let terms = format!(
+            "{:?}|{:?}|{:?}|{}",
+            self.employment_type, self.seniority, self.salary, self.closed
+        );
         digest_hex(&[
             self.title.as_bytes(),
             self.company.as_bytes(),
@@ -75,6 +89,7 @@ impl Posting {
             workplace.as_bytes(),
             self.url.as_bytes(),
             self.description.as_bytes(),
+            terms.as_bytes(),
         ])
     }
 
@@ -118,9 +133,12 @@ mod tests {
             description: "Build things.".into(),
             tags: vec![],
             employment_type: None,
+            seniority: None,
             salary: None,
             posted_at: None,
             updated_at: None,
+            closed: false,
+            repost_of: None,
         }
     }
 

@@ -5,7 +5,7 @@
 //! Lookups of Secrets and ConfigMaps are passed in, so this stays free of Kubernetes.
 
 use crate::messages::{SourceConfig, SubscriptionConfig};
-use crate::source::MIN_INTERVAL;
+use crate::source::Board;
 use crate::subscription::KeyRef;
 use crate::{Channel, JobSourceSpec, MatchSubscriptionSpec};
 
@@ -73,25 +73,40 @@ pub fn check_name(name: &str) -> Result<(), FieldError> {
     }
 }
 
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+}
+
 /// A `JobSource` checked and ready for the fetchers.
 pub fn source_config(name: &str, spec: JobSourceSpec) -> Result<SourceConfig, FieldError> {
     check_name(name)?;
-    if spec.interval < MIN_INTERVAL {
+    let min_interval = spec.board.min_interval();
+    if spec.interval < min_interval {
         return Err(FieldError::new(
             "spec.interval",
-            format!("must be at least {MIN_INTERVAL:?}"),
+            format!(
+                "must be at least {} for a {} board",
+                humantime::format_duration(min_interval),
+                spec.board.kind()
+            ),
+        ));
+    }
+    if let Board::Feed { url, .. } | Board::CareerPage { url, .. } = &spec.board
+        && !is_http_url(url)
+    {
+        return Err(FieldError::new(
+            "spec.board.url",
+            format!("{url:?} is not an http(s) URL"),
         ));
     }
     if spec.board.identity().trim().is_empty() {
         return Err(FieldError::new(
             "spec.board",
-            "the board identity (token or site) is empty",
+            format!("the {} board's identity is empty", spec.board.kind()),
         ));
     }
     if let Some(base) = &spec.base_url
-        && url::Url::parse(base)
-            .map(|u| !matches!(u.scheme(), "http" | "https"))
-            .unwrap_or(true)
+        && !is_http_url(base)
     {
         return Err(FieldError::new(
             "spec.baseUrl",

@@ -84,8 +84,19 @@ pub struct JobSourceStatus {
     pub last_poll: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success: Option<String>,
+    /// The latest error: the HTTP status, or the parse error and where it occurred.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The HTTP status of the board's last answer (304: unchanged since the poll before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_http_status: Option<u16>,
+    /// What the last poll that read the board found: new, updated, unchanged, closed,
+    /// duplicates, reposts, malformed, filtered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_counts: Option<jobmatch_core::messages::PollCounts>,
+    /// Malformed postings skipped over all polls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed_total: Option<u64>,
 }
 
 /// What the operator and the workers report about a `MatchSubscription`.
@@ -115,16 +126,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     let mut subscription = MatchSubscription::crd();
     // Rules across fields, which schemars cannot derive from the serde types. Only
     // `required` and `enum` inside `oneOf`/`not`, as structural schemas demand.
-    constrain(
-        &mut source,
-        &["spec", "board"],
-        serde_json::json!([
-            {"properties": {"kind": {"enum": ["greenhouse"]}}, "required": ["token"],
-             "not": {"anyOf": [{"required": ["site"]}, {"required": ["region"]}]}},
-            {"properties": {"kind": {"enum": ["lever"]}}, "required": ["site"],
-             "not": {"required": ["token"]}},
-        ]),
-    );
+    constrain(&mut source, &["spec", "board"], board_rules());
     constrain(
         &mut subscription,
         &["spec", "resume"],
@@ -140,6 +142,30 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ]),
     );
     vec![source, subscription]
+}
+
+/// One `oneOf` branch per board kind: its required fields, and none of the fields
+/// that belong only to other kinds.
+fn board_rules() -> serde_json::Value {
+    use jobmatch_core::source::{BOARD_FIELDS, BOARD_KINDS};
+    BOARD_KINDS
+        .iter()
+        .map(|k| {
+            let foreign: Vec<serde_json::Value> = BOARD_FIELDS
+                .iter()
+                .filter(|f| !k.required.contains(f) && !k.optional.contains(f))
+                .map(|f| serde_json::json!({"required": [f]}))
+                .collect();
+            let mut rule = serde_json::json!({"properties": {"kind": {"enum": [k.kind]}}});
+            if !k.required.is_empty() {
+                rule["required"] = serde_json::json!(k.required);
+            }
+            if !foreign.is_empty() {
+                rule["not"] = serde_json::json!({"anyOf": foreign});
+            }
+            rule
+        })
+        .collect()
 }
 
 /// Sets `oneOf` on the schema of the field at `path` (from the root of the object).
@@ -234,7 +260,19 @@ mod tests {
             ["board"]["properties"]["kind"];
         assert_eq!(
             kind["enum"],
-            serde_json::json!(["greenhouse", "lever"]),
+            serde_json::json!([
+                "greenhouse",
+                "lever",
+                "ashby",
+                "smartrecruiters",
+                "workable",
+                "remoteok",
+                "remotive",
+                "arbeitnow",
+                "hackernews",
+                "feed",
+                "careerpage"
+            ]),
             "{kind}"
         );
     }

@@ -76,6 +76,9 @@ pub fn source_status(
         last_poll: report.last_poll,
         last_success: report.last_success,
         last_error: report.last_error,
+        last_http_status: report.last_http_status,
+        last_counts: report.last_counts,
+        malformed_total: report.malformed_total,
     }
 }
 

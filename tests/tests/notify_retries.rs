@@ -32,6 +32,7 @@ fn found(subscription: &str, job: &str) -> MatchFound {
             salary: None,
             posted_at: None,
             updated_at: None,
+            ..Default::default()
         },
         explanation: Explanation {
             score: 0.7,

@@ -73,6 +73,12 @@ pub struct Connections {
     /// Timeout of one board request.
     #[arg(long, env = "JOBMATCH_HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub http_timeout: Duration,
+    /// Requests per second to one board host, per process (a token bucket).
+    #[arg(long, env = "JOBMATCH_HOST_RATE", default_value = "2", global = true)]
+    pub host_rate: std::num::NonZeroU32,
+    /// Requests to one host that may go at once after a quiet spell.
+    #[arg(long, env = "JOBMATCH_HOST_BURST", default_value = "4", global = true)]
+    pub host_burst: std::num::NonZeroU32,
     /// Attempts per notice before it is dead-lettered.
     #[arg(
         long,
@@ -84,6 +90,17 @@ pub struct Connections {
     /// Wait before the first retry of a notice; doubles each time.
     #[arg(long, env = "JOBMATCH_NOTIFY_BACKOFF", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
     pub notify_backoff: Duration,
+}
+
+impl Connections {
+    /// How the fetcher treats board hosts.
+    pub fn politeness(&self) -> crate::fetch::http::Politeness {
+        crate::fetch::http::Politeness {
+            per_host_per_second: self.host_rate,
+            burst: self.host_burst,
+            ..Default::default()
+        }
+    }
 }
 
 /// Configuration files to apply before starting.

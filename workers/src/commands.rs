@@ -71,42 +71,81 @@ pub fn embed(c: &Connections) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `jobmatch fetch -f`: polls each JobSource once, prints its normalized postings as
+/// JSON lines on stdout, and a summary per source on stderr (new, updated, unchanged,
+/// closed, duplicates, reposts, errors). Dedup runs across the sources of one call, so
+/// a job listed by two of them shows as a duplicate. False when any source failed.
 pub async fn fetch(c: &Connections, files: &[std::path::PathBuf]) -> anyhow::Result<bool> {
+    use crate::fetch::publish::{DrySink, SharedIndex, apply};
     let loaded = crate::config::load_paths(files);
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }
-    let client = BoardClient::new(c.http_timeout)?;
+    let client = BoardClient::with_politeness(c.http_timeout, c.politeness())?;
+    let index = SharedIndex::default();
     let mut ok = loaded.errors.is_empty();
+    let mut total = m::PollCounts::default();
     let mut out = std::io::stdout().lock();
     for source in &loaded.sources {
-        match crate::fetch::poll(&client, source).await {
-            Ok(poll) => {
-                for posting in &poll.postings {
-                    serde_json::to_writer(&mut out, posting)?;
-                    out.write_all(b"\n")?;
-                }
-                for s in &poll.skipped {
-                    eprintln!(
-                        "{}: posting #{} skipped: {}",
-                        source.name, s.index, s.message
-                    );
-                }
-                eprintln!(
-                    "{}: {} postings, {} malformed, {} filtered out",
-                    source.name,
-                    poll.postings.len(),
-                    poll.skipped.len(),
-                    poll.filtered
-                );
-            }
+        eprintln!("{}: polling {} ...", source.name, source.spec.board.kind());
+        let poll = match crate::fetch::poll(&client, source, None).await {
+            Ok(poll) => poll,
             Err(e) => {
                 ok = false;
-                eprintln!("{}: error ({}): {e}", source.name, e.category());
+                let status = e
+                    .http_status()
+                    .map(|s| format!(" (HTTP {s})"))
+                    .unwrap_or_default();
+                eprintln!("{}: error [{}]{status}: {e}", source.name, e.category());
+                continue;
             }
+        };
+        for posting in &poll.postings {
+            serde_json::to_writer(&mut out, posting)?;
+            out.write_all(b"\n")?;
+        }
+        for s in &poll.skipped {
+            eprintln!("{}: skipped {}: {}", source.name, s.location, s.message);
+        }
+        let counts = apply(&DrySink, &index, &source.name, &poll)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "{}: {} (HTTP {}, {} request{})",
+            source.name,
+            summary(&counts),
+            poll.http_status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            poll.requests,
+            if poll.requests == 1 { "" } else { "s" }
+        );
+        for (field, n) in [
+            (&mut total.new, counts.new),
+            (&mut total.updated, counts.updated),
+            (&mut total.unchanged, counts.unchanged),
+            (&mut total.closed, counts.closed),
+            (&mut total.duplicates, counts.duplicates),
+            (&mut total.reposts, counts.reposts),
+            (&mut total.malformed, counts.malformed),
+            (&mut total.filtered, counts.filtered),
+        ] {
+            *field += n;
         }
     }
+    out.flush()?;
+    if loaded.sources.len() > 1 {
+        eprintln!("total: {}", summary(&total));
+    }
     Ok(ok)
+}
+
+/// `12 new, 0 updated, 3 unchanged, 0 closed, 1 duplicates, 0 reposts, 2 errors, 5 filtered out`.
+fn summary(c: &m::PollCounts) -> String {
+    format!(
+        "{} new, {} updated, {} unchanged, {} closed, {} duplicates, {} reposts, {} errors, {} filtered out",
+        c.new, c.updated, c.unchanged, c.closed, c.duplicates, c.reposts, c.malformed, c.filtered
+    )
 }
 
 /// Counts read from JetStream: what each stage has produced and what waits.

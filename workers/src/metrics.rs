@@ -12,6 +12,11 @@ pub struct CategoryLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabel {
     pub channel: String,
 }
@@ -22,6 +27,8 @@ pub struct Metrics {
     pub poll_error_family: Family<CategoryLabel, Counter>,
     pub postings_published: Counter,
     pub postings_malformed: Counter,
+    pub posting_outcome_family: Family<OutcomeLabel, Counter>,
+    pub polls_not_modified: Counter,
     pub texts_embedded: Counter,
     pub truncations: Counter,
     pub matches_found: Counter,
@@ -37,6 +44,22 @@ impl Metrics {
                 category: category.to_owned(),
             })
             .clone()
+    }
+
+    /// Counts one poll's postings by what dedup made of them.
+    pub fn count_postings(&self, c: &jobmatch_core::messages::PollCounts) {
+        for (outcome, n) in [
+            ("new", c.new),
+            ("updated", c.updated),
+            ("unchanged", c.unchanged),
+            ("closed", c.closed),
+            ("duplicate", c.duplicates),
+            ("repost", c.reposts),
+        ] {
+            self.posting_outcome_family
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc_by(n);
+        }
     }
 
     pub fn notices_sent(&self, channel: &str) -> Counter {
@@ -73,6 +96,16 @@ impl Metrics {
             "postings_malformed",
             "Postings skipped because they could not be read",
             self.postings_malformed.clone(),
+        );
+        r.register(
+            "postings",
+            "Postings polled, by what dedup made of them (new, updated, unchanged, closed, duplicate, repost)",
+            self.posting_outcome_family.clone(),
+        );
+        r.register(
+            "polls_not_modified",
+            "Polls the board answered with 304 Not Modified",
+            self.polls_not_modified.clone(),
         );
         r.register(
             "texts_embedded",

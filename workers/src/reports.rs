@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use jobmatch_core::messages::Report;
+use jobmatch_core::messages::{PollCounts, Report};
 use tokio_util::sync::CancellationToken;
 
 /// Changes not yet written for one key.
@@ -26,6 +26,9 @@ struct Change {
     matches: u64,
     notices_sent: u64,
     notices_failed: u64,
+    last_http_status: Option<u16>,
+    last_counts: Option<PollCounts>,
+    malformed: u64,
 }
 
 impl Change {
@@ -38,6 +41,9 @@ impl Change {
         self.matches += later.matches;
         self.notices_sent += later.notices_sent;
         self.notices_failed += later.notices_failed;
+        self.last_http_status = later.last_http_status.or(self.last_http_status);
+        self.last_counts = later.last_counts.or(self.last_counts);
+        self.malformed += later.malformed;
         self
     }
 
@@ -62,6 +68,13 @@ impl Change {
         add(&mut report.matches, self.matches);
         add(&mut report.notices_sent, self.notices_sent);
         add(&mut report.notices_failed, self.notices_failed);
+        add(&mut report.malformed_total, self.malformed);
+        if self.last_http_status.is_some() {
+            report.last_http_status = self.last_http_status;
+        }
+        if self.last_counts.is_some() {
+            report.last_counts = self.last_counts;
+        }
     }
 }
 
@@ -86,7 +99,14 @@ impl Reports {
         pending.insert(key, merged);
     }
 
-    pub fn poll_succeeded(&self, source: &str, postings: usize) {
+    /// A poll that read the board: what it found, and the board's HTTP status.
+    pub fn poll_succeeded(
+        &self,
+        source: &str,
+        postings: usize,
+        counts: PollCounts,
+        status: Option<u16>,
+    ) {
         let now = jobmatch_core::rfc3339_now();
         self.record(
             jobmatch_core::messages::source_key(source),
@@ -95,17 +115,36 @@ impl Reports {
                 last_poll: Some(now.clone()),
                 last_success: Some(now),
                 last_error: Some(None),
+                last_http_status: status,
+                last_counts: Some(counts),
+                malformed: counts.malformed,
                 ..Change::default()
             },
         );
     }
 
-    pub fn poll_failed(&self, source: &str, error: &str) {
+    /// The board answered 304: a success that changed nothing.
+    pub fn poll_not_modified(&self, source: &str) {
+        let now = jobmatch_core::rfc3339_now();
+        self.record(
+            jobmatch_core::messages::source_key(source),
+            Change {
+                last_poll: Some(now.clone()),
+                last_success: Some(now),
+                last_error: Some(None),
+                last_http_status: Some(304),
+                ..Change::default()
+            },
+        );
+    }
+
+    pub fn poll_failed(&self, source: &str, error: &str, status: Option<u16>) {
         self.record(
             jobmatch_core::messages::source_key(source),
             Change {
                 last_poll: Some(jobmatch_core::rfc3339_now()),
                 last_error: Some(Some(error.to_owned())),
+                last_http_status: status,
                 ..Change::default()
             },
         );

@@ -107,10 +107,12 @@ pub async fn run_roles(
         let mark_ready = ready(role);
         match role {
             Role::Fetcher => {
-                let timeout = c.http_timeout;
+                let client = crate::fetch::http::BoardClient::with_politeness(
+                    c.http_timeout,
+                    c.politeness(),
+                )?;
                 tasks.spawn(async move {
-                    mark_ready();
-                    crate::fetch::role::run(bus, metrics, timeout, cancel).await?;
+                    crate::fetch::role::run(bus, metrics, client, mark_ready, cancel).await?;
                     Ok("fetcher")
                 });
             }

@@ -136,6 +136,18 @@ async fn embed_postings(
     let mut accepted = Vec::new();
     for message in messages {
         match serde_json::from_slice::<Posting>(&message.payload) {
+            // Nothing to embed: the matcher forgets it.
+            Ok(posting) if posting.closed => {
+                let id = format!("job-closed|{}|{}", posting.id, posting.content_hash());
+                publish(
+                    bus,
+                    m::VECTORS_JOB_SUBJECT,
+                    Some(id),
+                    &Embedded::JobClosed { id: posting.id },
+                )
+                .await?;
+                message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+            }
             Ok(posting) => {
                 postings.push(posting);
                 accepted.push(message);
@@ -148,6 +160,9 @@ async fn embed_postings(
                     .map_err(|e| anyhow::anyhow!(e))?;
             }
         }
+    }
+    if postings.is_empty() {
+        return Ok(());
     }
     let texts = postings.iter().map(Posting::embedding_text).collect();
     let vectors = match embed_blocking(model, metrics, texts).await {

@@ -4,15 +4,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::message::PublishMessage as Publish;
+use async_nats::jetstream::kv;
 use futures::StreamExt;
-use jobmatch_core::ids::kv_key;
-use jobmatch_core::messages::{SourceConfig, jobs_subject};
+use jobmatch_core::messages::SourceConfig;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::http::BoardClient;
+use super::dedup::Remembered;
+use super::http::{BoardClient, Validators};
+use super::publish::{NatsSink, SharedIndex};
 use super::schedule::{self, Claim};
 use crate::bus::{Bus, ConfigEvent};
 use crate::metrics::Metrics;
@@ -22,19 +23,23 @@ const TICK: Duration = Duration::from_millis(500);
 /// Polls running at once in one replica.
 const CONCURRENT_POLLS: usize = 8;
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PublishCounts {
-    pub new_or_changed: usize,
-    pub unchanged: usize,
+/// The schedule-bucket key holding a source's validators for conditional GET.
+fn validators_key(source: &str) -> String {
+    format!("validators.{source}")
 }
 
 pub async fn run(
     bus: Bus,
     metrics: Arc<Metrics>,
-    http_timeout: Duration,
+    client: BoardClient,
+    mark_ready: impl FnOnce(),
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = BoardClient::new(http_timeout)?;
+    let index = SharedIndex::default();
+    // Every replica's postings, before the first poll: otherwise all would look new.
+    let remembered = follow_postings(&bus, index.clone(), cancel.clone()).await?;
+    info!(postings = remembered, "dedup index loaded");
+    mark_ready();
     let sources: Arc<Mutex<HashMap<String, SourceConfig>>> = Arc::default();
     // When each source is next due, as last read from the schedule bucket: a lower bound
     // (another replica can only move it later), so the bucket is not asked before then.
@@ -75,9 +80,9 @@ pub async fn run(
                     match schedule::claim_due(&bus.schedule, &source.name, source.spec.interval).await {
                         Ok(Claim::Won { next_due_ms }) => {
                             not_before.insert(source.name.clone(), next_due_ms);
-                            let (bus, client, metrics) = (bus.clone(), client.clone(), metrics.clone());
+                            let (bus, client, metrics, index) = (bus.clone(), client.clone(), metrics.clone(), index.clone());
                             tracker.spawn(async move {
-                                poll_and_publish(&bus, &client, &metrics, &source).await;
+                                poll_and_publish(&bus, &client, &metrics, &index, &source).await;
                                 drop(permit);
                             });
                         }
@@ -97,76 +102,139 @@ pub async fn run(
     Ok(())
 }
 
+/// Feeds the index from the postings bucket (every replica's writes) until cancelled;
+/// returns once the entries already there are in, with their number.
+async fn follow_postings(
+    bus: &Bus,
+    index: SharedIndex,
+    cancel: CancellationToken,
+) -> anyhow::Result<u64> {
+    let existing = bus.postings.status().await?.values();
+    let mut watch = bus.postings.watch_with_history(">").await?;
+    let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut loaded_tx = Some(loaded_tx);
+    if existing == 0
+        && let Some(tx) = loaded_tx.take()
+    {
+        let _ = tx.send(());
+    }
+    tokio::spawn(async move {
+        loop {
+            let entry = tokio::select! {
+                _ = cancel.cancelled() => return,
+                entry = watch.next() => entry,
+            };
+            let entry = match entry {
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => {
+                    warn!(error = %e, "postings watch error");
+                    continue;
+                }
+                None => {
+                    warn!("postings watch ended");
+                    return;
+                }
+            };
+            if entry.operation == kv::Operation::Put {
+                match serde_json::from_slice::<Remembered>(&entry.value) {
+                    Ok(record) => index.lock().remember(&record),
+                    Err(e) => {
+                        tracing::debug!(key = %entry.key, error = %e, "unreadable postings entry skipped")
+                    }
+                }
+            }
+            if entry.delta == 0
+                && let Some(tx) = loaded_tx.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    });
+    loaded_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("postings watch ended while loading"))?;
+    Ok(existing)
+}
+
+async fn load_validators(bus: &Bus, source: &str) -> Option<Validators> {
+    let value = bus.schedule.get(validators_key(source)).await.ok()??;
+    serde_json::from_slice(&value).ok()
+}
+
+async fn store_validators(bus: &Bus, source: &str, validators: Option<&Validators>) {
+    let key = validators_key(source);
+    let result = match validators {
+        Some(v) => match serde_json::to_vec(v) {
+            Ok(json) => bus.schedule.put(key, json.into()).await.map(|_| ()),
+            Err(_) => Ok(()),
+        },
+        None => bus.schedule.delete(key).await.map(|_| ()).or(Ok(())),
+    };
+    if let Err(e) = result {
+        warn!(error = %e, "could not store validators; the next poll is unconditional");
+    }
+}
+
 #[tracing::instrument(skip_all, fields(source = %source.name, board = source.spec.board.kind()))]
 async fn poll_and_publish(
     bus: &Bus,
     client: &BoardClient,
     metrics: &Metrics,
+    index: &SharedIndex,
     source: &SourceConfig,
 ) {
     metrics.polls.inc();
-    let poll = match super::poll(client, source).await {
+    let validators = load_validators(bus, &source.name).await;
+    let poll = match super::poll(client, source, validators.as_ref()).await {
         Ok(poll) => poll,
         Err(e) => {
             metrics.poll_errors(e.category()).inc();
             warn!(error = %e, category = e.category(), "poll failed");
-            bus.reports.poll_failed(&source.name, &e.to_string());
+            bus.reports
+                .poll_failed(&source.name, &e.to_string(), e.http_status());
             return;
         }
     };
+    if poll.not_modified {
+        metrics.polls_not_modified.inc();
+        info!("not modified since the last poll");
+        bus.reports.poll_not_modified(&source.name);
+        return;
+    }
     for skipped in &poll.skipped {
-        warn!(index = skipped.index, error = %skipped.message, "malformed posting skipped");
+        warn!(location = %skipped.location, error = %skipped.message, "malformed posting skipped");
     }
     metrics.postings_malformed.inc_by(poll.skipped.len() as u64);
-    match publish(bus, &poll.postings).await {
+    match super::publish::apply(&NatsSink(bus), index, &source.name, &poll).await {
         Ok(counts) => {
+            // Only now: a 304 next time must not hide postings that failed to publish.
+            if poll.validators != validators {
+                store_validators(bus, &source.name, poll.validators.as_ref()).await;
+            }
             bus.reports
-                .poll_succeeded(&source.name, poll.postings.len());
+                .poll_succeeded(&source.name, poll.postings.len(), counts, poll.http_status);
+            metrics.count_postings(&counts);
             metrics
                 .postings_published
-                .inc_by(counts.new_or_changed as u64);
+                .inc_by(counts.new + counts.updated + counts.reposts + counts.closed);
             info!(
                 seen = poll.postings.len(),
-                published = counts.new_or_changed,
+                new = counts.new,
+                updated = counts.updated,
                 unchanged = counts.unchanged,
-                malformed = poll.skipped.len(),
-                filtered = poll.filtered,
+                closed = counts.closed,
+                duplicates = counts.duplicates,
+                reposts = counts.reposts,
+                malformed = counts.malformed,
+                filtered = counts.filtered,
+                requests = poll.requests,
                 "polled"
             );
         }
         Err(e) => {
             warn!(error = %e, "publishing postings failed; they will be published at the next poll");
             bus.reports
-                .poll_failed(&source.name, &format!("publishing postings: {e}"));
+                .poll_failed(&source.name, &format!("publishing postings: {e}"), None);
         }
     }
-}
-
-/// Publishes the postings whose content is new, then records their hashes.
-pub async fn publish(
-    bus: &Bus,
-    postings: &[jobmatch_core::Posting],
-) -> Result<PublishCounts, async_nats::Error> {
-    let mut counts = PublishCounts::default();
-    for posting in postings {
-        let hash = posting.content_hash();
-        let key = kv_key(&posting.id);
-        if bus.postings.get(&key).await?.as_deref() == Some(hash.as_bytes()) {
-            counts.unchanged += 1;
-            continue;
-        }
-        let ack = bus
-            .js
-            .send_publish(
-                jobs_subject(&posting.source),
-                Publish::build()
-                    .message_id(format!("{}:{hash}", posting.id))
-                    .payload(serde_json::to_vec(posting)?.into()),
-            )
-            .await?;
-        ack.await?;
-        bus.postings.put(&key, hash.into_bytes().into()).await?;
-        counts.new_or_changed += 1;
-    }
-    Ok(counts)
 }

@@ -209,6 +209,7 @@ mod tests {
             salary: None,
             posted_at: None,
             updated_at: None,
+            ..Default::default()
         }
     }
 

@@ -70,7 +70,7 @@ impl Matcher {
             Embedded::Job { vector, .. } | Embedded::Subscription { vector, .. } => {
                 self.ensure_collections(vector.len()).await?
             }
-            Embedded::SubscriptionDeleted { .. } => {
+            Embedded::SubscriptionDeleted { .. } | Embedded::JobClosed { .. } => {
                 if self.collections.get().is_none() {
                     return Ok(0);
                 }
@@ -81,6 +81,10 @@ impl Matcher {
             Embedded::Subscription { profile, vector } => self.subscription(profile, vector).await,
             Embedded::SubscriptionDeleted { name } => {
                 self.store.delete(SUBSCRIPTIONS_COLLECTION, &[name]).await?;
+                Ok(0)
+            }
+            Embedded::JobClosed { id } => {
+                self.store.delete(JOBS_COLLECTION, &[id]).await?;
                 Ok(0)
             }
         }

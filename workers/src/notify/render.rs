@@ -139,6 +139,7 @@ mod tests {
                 salary: None,
                 posted_at: None,
                 updated_at: None,
+                ..Default::default()
             },
             explanation: Explanation {
                 score: 0.61,
