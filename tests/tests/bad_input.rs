@@ -166,7 +166,7 @@ async fn bad_boards_and_documents_are_named_errors_and_the_rest_works() {
     for expected in [
         "unknown kind \"JobSorce\"",
         "MatchSubscription \"broken-email\": spec.notify.email.to: \"not an address\" is not an email address",
-        "/v1/boards/broken-json/jobs?content=true: malformed response: EOF while parsing",
+        "/v1/boards/broken-json/jobs?content=true: malformed response: jobs[0].title: EOF while parsing a string at line 1 column 39",
         "/v1/boards/error500/jobs?content=true: HTTP 500",
         "/v1/boards/slow/jobs?content=true: timed out after 2s",
         "malformed posting skipped",
@@ -226,10 +226,11 @@ async fn fetch_prints_postings_and_names_each_failure() {
                 .is_some_and(|id| id.starts_with("greenhouse:partial:"))
     }));
     for expected in [
-        "partial: 15 postings, 1 malformed",
-        "broken: error (parse)",
-        "failing: error (http_status)",
-        "slow: error (timeout)",
+        "partial: skipped jobs[15].absolute_url: invalid type: null, expected a string",
+        "partial: 15 new, 0 updated, 0 unchanged, 0 closed, 0 duplicates, 0 reposts, 1 errors, 0 filtered out (HTTP 200, 1 request)",
+        "broken: error [parse]: ",
+        "failing: error [http_status] (HTTP 500): ",
+        "slow: error [timeout]: ",
         "unknown kind \"JobSorce\"",
     ] {
         assert!(

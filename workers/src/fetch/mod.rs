@@ -118,6 +118,16 @@ pub fn read_items<T: DeserializeOwned>(
     }
 }
 
+/// Runs CPU-bound work (parsing, HTML to text) without stalling the async runtime's
+/// other tasks: on a multi-threaded runtime the worker thread hands its tasks over first.
+pub fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// Who postings are attributed to: the `JobSource` and the board identity.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {

@@ -1,6 +1,6 @@
 //! The `fetcher` role: the poll loop over every configured source.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub async fn run(
     let mut not_before: HashMap<String, i64> = HashMap::new();
     let mut watch = Box::pin(bus.watch_config::<SourceConfig>("source").await?);
     let polls = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_POLLS));
+    // Sources this replica is polling now: a slow board is never polled twice at once.
+    let in_flight: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     let tracker = tokio_util::task::TaskTracker::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -68,11 +70,12 @@ pub async fn run(
             },
             _ = tick.tick() => {
                 let now = schedule::now_ms();
+                let busy = in_flight.lock().map(|f| f.clone()).unwrap_or_default();
                 let due: Vec<SourceConfig> = sources
                     .lock()
                     .await
                     .values()
-                    .filter(|s| !s.spec.suspend && not_before.get(&s.name).is_none_or(|t| *t <= now))
+                    .filter(|s| !s.spec.suspend && !busy.contains(&s.name) && not_before.get(&s.name).is_none_or(|t| *t <= now))
                     .cloned()
                     .collect();
                 for source in due {
@@ -81,8 +84,15 @@ pub async fn run(
                         Ok(Claim::Won { next_due_ms }) => {
                             not_before.insert(source.name.clone(), next_due_ms);
                             let (bus, client, metrics, index) = (bus.clone(), client.clone(), metrics.clone(), index.clone());
+                            let in_flight = in_flight.clone();
+                            if let Ok(mut f) = in_flight.lock() {
+                                f.insert(source.name.clone());
+                            }
                             tracker.spawn(async move {
                                 poll_and_publish(&bus, &client, &metrics, &index, &source).await;
+                                if let Ok(mut f) = in_flight.lock() {
+                                    f.remove(&source.name);
+                                }
                                 drop(permit);
                             });
                         }

@@ -31,8 +31,8 @@ pub async fn poll(
         } else {
             requests.next(&url, JSON).await?
         };
-        let (page, more) =
-            parse(origin, &body).map_err(|source| PollError::Parse { url, source })?;
+        let (page, more) = crate::fetch::cpu_bound(|| parse(origin, &body))
+            .map_err(|source| PollError::Parse { url, source })?;
         all.postings.extend(page.postings);
         all.errors.extend(page.errors);
         if !more {

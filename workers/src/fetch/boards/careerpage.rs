@@ -25,7 +25,7 @@ pub async fn poll(
     let Some(body) = requests.first(url, ACCEPT).await? else {
         return Ok(None);
     };
-    parse(origin, &body, url, company)
+    crate::fetch::cpu_bound(|| parse(origin, &body, url, company))
         .map(Some)
         .map_err(|source| PollError::Parse {
             url: url.to_owned(),
@@ -36,6 +36,63 @@ pub async fn poll(
 /// Deepest JSON-LD nesting searched for `JobPosting` objects.
 const MAX_DEPTH: usize = 16;
 
+/// The text of every `<script type="application/ld+json">`, read with html5ever's
+/// tokenizer alone: linear in the page, however deeply its elements nest (a tree
+/// builder is quadratic on 100,000 nested elements).
+fn ld_json_blocks(html: &str) -> Vec<String> {
+    use std::cell::{Cell, RefCell};
+
+    use html5ever::tendril::StrTendril;
+    use html5ever::tokenizer::states::RawKind;
+    use html5ever::tokenizer::{
+        BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer,
+    };
+
+    #[derive(Default)]
+    struct Scripts {
+        in_ld_json: Cell<bool>,
+        current: RefCell<String>,
+        blocks: RefCell<Vec<String>>,
+    }
+
+    impl TokenSink for Scripts {
+        type Handle = ();
+
+        fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
+            match token {
+                Token::TagToken(tag) if &*tag.name == "script" => {
+                    if tag.kind == TagKind::StartTag {
+                        let ld_json = tag.attrs.iter().any(|a| {
+                            &*a.name.local == "type"
+                                && a.value.trim().eq_ignore_ascii_case("application/ld+json")
+                        });
+                        self.in_ld_json.set(ld_json);
+                        self.current.borrow_mut().clear();
+                        // Script text is raw: `<` inside it is not a tag.
+                        return TokenSinkResult::RawData(RawKind::ScriptData);
+                    }
+                    if self.in_ld_json.replace(false) {
+                        let block = std::mem::take(&mut *self.current.borrow_mut());
+                        self.blocks.borrow_mut().push(block);
+                    }
+                }
+                Token::CharacterTokens(text) if self.in_ld_json.get() => {
+                    self.current.borrow_mut().push_str(&text);
+                }
+                _ => {}
+            }
+            TokenSinkResult::Continue
+        }
+    }
+
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from_slice(html));
+    let tokenizer = Tokenizer::new(Scripts::default(), Default::default());
+    let _ = tokenizer.feed(&input);
+    tokenizer.end();
+    tokenizer.sink.blocks.take()
+}
+
 pub fn parse(
     origin: Origin<'_>,
     body: &[u8],
@@ -43,14 +100,14 @@ pub fn parse(
     company: Option<&str>,
 ) -> Result<Page, ParseError> {
     let html = String::from_utf8_lossy(body);
-    let document = scraper::Html::parse_document(&html);
-    let selector = scraper::Selector::parse(r#"script[type="application/ld+json"]"#)
-        .map_err(|e| ParseError::new(format!("selector: {e}")))?;
+    let blocks = ld_json_blocks(&html);
+    if blocks.is_empty() {
+        return Err(ParseError::new(
+            "no <script type=\"application/ld+json\"> in the page",
+        ));
+    }
     let mut page = Page::default();
-    let mut blocks = 0;
-    for (index, script) in document.select(&selector).enumerate() {
-        blocks += 1;
-        let text: String = script.text().collect();
+    for (index, text) in blocks.iter().enumerate() {
         let value: Value = match serde_json::from_str(text.trim()) {
             Ok(v) => v,
             Err(e) => {
@@ -73,11 +130,6 @@ pub fn parse(
                 }),
             }
         }
-    }
-    if blocks == 0 && page.postings.is_empty() {
-        return Err(ParseError::new(
-            "no <script type=\"application/ld+json\"> in the page",
-        ));
     }
     Ok(page)
 }

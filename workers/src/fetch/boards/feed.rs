@@ -20,7 +20,7 @@ pub async fn poll(
     let Some(body) = requests.first(url, ACCEPT).await? else {
         return Ok(None);
     };
-    parse(origin, &body, company)
+    crate::fetch::cpu_bound(|| parse(origin, &body, company))
         .map(Some)
         .map_err(|source| PollError::Parse {
             url: url.to_owned(),

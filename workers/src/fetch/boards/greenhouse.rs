@@ -23,7 +23,7 @@ pub async fn poll(
     let Some(body) = requests.first(&url, JSON).await? else {
         return Ok(None);
     };
-    parse(origin, &body)
+    crate::fetch::cpu_bound(|| parse(origin, &body))
         .map(Some)
         .map_err(|source| PollError::Parse { url, source })
 }

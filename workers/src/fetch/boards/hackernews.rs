@@ -30,10 +30,11 @@ pub async fn poll(
     let Some(body) = requests.first(&url, JSON).await? else {
         return Ok(None);
     };
-    let thread = parse_search(&body).map_err(|source| PollError::Parse {
-        url: url.clone(),
-        source,
-    })?;
+    let thread =
+        crate::fetch::cpu_bound(|| parse_search(&body)).map_err(|source| PollError::Parse {
+            url: url.clone(),
+            source,
+        })?;
     let Some(thread) = thread else {
         return Err(PollError::Parse {
             url,
@@ -42,7 +43,7 @@ pub async fn poll(
     };
     let url = item_url(base, thread);
     let body = requests.next(&url, JSON).await?;
-    parse_thread(origin, &body)
+    crate::fetch::cpu_bound(|| parse_thread(origin, &body))
         .map(Some)
         .map_err(|source| PollError::Parse { url, source })
 }

@@ -38,8 +38,8 @@ pub async fn poll(
         } else {
             requests.next(&url, JSON).await?
         };
-        let (page, served) =
-            parse(origin, &body).map_err(|source| PollError::Parse { url, source })?;
+        let (page, served) = crate::fetch::cpu_bound(|| parse(origin, &body))
+            .map_err(|source| PollError::Parse { url, source })?;
         all.postings.extend(page.postings);
         all.errors.extend(page.errors);
         if served < PAGE_SIZE {

@@ -39,8 +39,8 @@ pub async fn poll(
         } else {
             requests.next(&url, JSON).await?
         };
-        let listing =
-            parse_list(origin, &body).map_err(|source| PollError::Parse { url, source })?;
+        let listing = crate::fetch::cpu_bound(|| parse_list(origin, &body))
+            .map_err(|source| PollError::Parse { url, source })?;
         offset += listing.served;
         all.errors.extend(listing.page.errors);
         for mut posting in listing.page.postings {
@@ -49,7 +49,7 @@ pub async fn poll(
             // A posting whose detail fails is still worth knowing; its text stays empty
             // and the error is reported.
             match requests.next(&url, JSON).await {
-                Ok(body) => match parse_detail(&body) {
+                Ok(body) => match crate::fetch::cpu_bound(|| parse_detail(&body)) {
                     Ok(detail) => detail.apply(&mut posting),
                     Err(e) => all.errors.push(crate::fetch::PostingError {
                         location: url,
