@@ -561,3 +561,29 @@ async fn bad_input_is_a_named_error_never_a_crash() {
     assert_eq!(poll.postings.len(), 1);
     assert_eq!(poll.postings[0].title, "Deep Engineer");
 }
+
+#[test]
+fn the_documented_sources_load_one_per_board_kind() {
+    let path = jobmatch_e2e::repo_root().join("docs/job-sources.yaml");
+    let loaded = jobmatch_workers::config::load_paths(&[path]);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let mut kinds: Vec<&str> = loaded.sources.iter().map(|s| s.spec.board.kind()).collect();
+    kinds.sort();
+    let mut all: Vec<&str> = jobmatch_core::source::BOARD_KINDS
+        .iter()
+        .map(|k| k.kind)
+        .collect();
+    all.sort();
+    assert_eq!(kinds, all);
+}
+
+#[test]
+fn remotive_refuses_intervals_its_terms_forbid() {
+    let spec: JobSourceSpec = serde_json::from_value(serde_json::json!({
+        "board": {"kind": "remotive"}, "interval": "1h"
+    }))
+    .expect("spec");
+    let err = jobmatch_core::validate::source_config("remotive", spec).expect_err("refused");
+    assert_eq!(err.field, "spec.interval");
+    assert_eq!(err.message, "must be at least 6h for a remotive board");
+}
