@@ -171,4 +171,43 @@ mod tests {
         );
         assert_eq!(s.last_error.as_deref(), Some("slack: 400"));
     }
+
+    #[test]
+    fn source_reports_carry_counts_http_status_and_the_named_error() {
+        let counts = jobmatch_core::messages::PollCounts {
+            new: 3,
+            unchanged: 12,
+            closed: 1,
+            duplicates: 2,
+            malformed: 1,
+            ..Default::default()
+        };
+        let report = Report {
+            postings_seen: Some(18),
+            last_http_status: Some(200),
+            last_counts: Some(counts),
+            malformed_total: Some(4),
+            last_error: Some("GET http://x/jobs: HTTP 429, retry after 120s".into()),
+            ..Default::default()
+        };
+        let s = source_status(
+            &Outcome::ready("Configured", ""),
+            Some(2),
+            Some(&report),
+            None,
+            "t",
+        );
+        assert_eq!(
+            (s.postings_seen, s.last_http_status, s.malformed_total),
+            (Some(18), Some(200), Some(4))
+        );
+        assert_eq!(s.last_counts, Some(counts));
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("GET http://x/jobs: HTTP 429, retry after 120s")
+        );
+        let json = serde_json::to_value(&s).expect("status serializes");
+        assert_eq!(json["lastCounts"]["duplicates"], 2);
+        assert_eq!(json["lastHttpStatus"], 200);
+    }
 }

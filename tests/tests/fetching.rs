@@ -235,6 +235,26 @@ async fn fetchers_share_sources_poll_politely_and_report_bad_boards() {
     assert_eq!(partial.last_error, None);
     assert_eq!(reports.2.postings_seen, Some(1), "deeply nested HTML read");
 
+    // A posting gone from its board is published once more, closed.
+    boards.set_greenhouse("s00", r#"{"jobs": []}"#.to_owned());
+    let closed = wait_for(
+        "the vanished posting published closed",
+        Duration::from_secs(30),
+        || {
+            let stream = stream.clone();
+            async move {
+                let last = stream
+                    .get_last_raw_message_by_subject(&jobs_subject("s00"))
+                    .await
+                    .ok()?;
+                let posting: jobmatch_core::Posting = serde_json::from_slice(&last.payload).ok()?;
+                posting.closed.then_some(posting)
+            }
+        },
+    )
+    .await;
+    assert_eq!(closed.id, "greenhouse:s00:9000000");
+
     for fetcher in fetchers.drain(..) {
         let status = fetcher.stop().await;
         assert!(

@@ -166,18 +166,43 @@ async fn follow_postings(
     Ok(existing)
 }
 
-async fn load_validators(bus: &Bus, source: &str) -> Option<Validators> {
-    let value = bus.schedule.get(validators_key(source)).await.ok()??;
-    serde_json::from_slice(&value).ok()
+/// Validators as stored, with the digest of the spec they were obtained under: a changed
+/// spec (say, a new `titleIncludes`) must read the board afresh, not get a 304.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredValidators {
+    spec: String,
+    #[serde(flatten)]
+    validators: Validators,
 }
 
-async fn store_validators(bus: &Bus, source: &str, validators: Option<&Validators>) {
-    let key = validators_key(source);
+fn spec_digest(source: &SourceConfig) -> String {
+    let spec = serde_json::to_vec(&source.spec).unwrap_or_default();
+    jobmatch_core::ids::digest_hex(&[&spec])
+}
+
+async fn load_validators(bus: &Bus, source: &SourceConfig) -> Option<Validators> {
+    let value = bus
+        .schedule
+        .get(validators_key(&source.name))
+        .await
+        .ok()??;
+    let stored: StoredValidators = serde_json::from_slice(&value).ok()?;
+    (stored.spec == spec_digest(source)).then_some(stored.validators)
+}
+
+async fn store_validators(bus: &Bus, source: &SourceConfig, validators: Option<&Validators>) {
+    let key = validators_key(&source.name);
     let result = match validators {
-        Some(v) => match serde_json::to_vec(v) {
-            Ok(json) => bus.schedule.put(key, json.into()).await.map(|_| ()),
-            Err(_) => Ok(()),
-        },
+        Some(v) => {
+            let stored = StoredValidators {
+                spec: spec_digest(source),
+                validators: v.clone(),
+            };
+            match serde_json::to_vec(&stored) {
+                Ok(json) => bus.schedule.put(key, json.into()).await.map(|_| ()),
+                Err(_) => Ok(()),
+            }
+        }
         None => bus.schedule.delete(key).await.map(|_| ()).or(Ok(())),
     };
     if let Err(e) = result {
@@ -194,7 +219,7 @@ async fn poll_and_publish(
     source: &SourceConfig,
 ) {
     metrics.polls.inc();
-    let validators = load_validators(bus, &source.name).await;
+    let validators = load_validators(bus, source).await;
     let poll = match super::poll(client, source, validators.as_ref()).await {
         Ok(poll) => poll,
         Err(e) => {
@@ -219,7 +244,7 @@ async fn poll_and_publish(
         Ok(counts) => {
             // Only now: a 304 next time must not hide postings that failed to publish.
             if poll.validators != validators {
-                store_validators(bus, &source.name, poll.validators.as_ref()).await;
+                store_validators(bus, source, poll.validators.as_ref()).await;
             }
             bus.reports
                 .poll_succeeded(&source.name, poll.postings.len(), counts, poll.http_status);
