@@ -220,6 +220,36 @@ impl<'a> Requests<'a> {
         self.send(url, accept, conditional).await
     }
 
+    /// A board read in one request: a conditional GET, then `parse` off the runtime.
+    /// `None` means 304 Not Modified.
+    pub async fn single(
+        &mut self,
+        url: String,
+        accept: &str,
+        parse: impl FnOnce(&[u8]) -> Result<Page, ParseError>,
+    ) -> Result<Option<Page>, PollError> {
+        let Some(body) = self.first(&url, accept).await? else {
+            return Ok(None);
+        };
+        cpu_bound(|| parse(&body))
+            .map(Some)
+            .map_err(|source| PollError::Parse { url, source })
+    }
+
+    /// One page of a paged board: the first conditional (`None` on 304), the rest not.
+    pub async fn page(
+        &mut self,
+        first: bool,
+        url: &str,
+        accept: &str,
+    ) -> Result<Option<Vec<u8>>, PollError> {
+        if first {
+            self.first(url, accept).await
+        } else {
+            self.next(url, accept).await.map(Some)
+        }
+    }
+
     /// GETs a further page or detail of the same poll.
     pub async fn next(&mut self, url: &str, accept: &str) -> Result<Vec<u8>, PollError> {
         self.send(url, accept, None).await?.ok_or_else(|| {

@@ -23,13 +23,8 @@ pub async fn poll(
     let mut all = Page::default();
     for number in 1.. {
         let url = url(base, number);
-        let body = if number == 1 {
-            match requests.first(&url, JSON).await? {
-                Some(body) => body,
-                None => return Ok(None),
-            }
-        } else {
-            requests.next(&url, JSON).await?
+        let Some(body) = requests.page(number == 1, &url, JSON).await? else {
+            return Ok(None);
         };
         let (page, more) = crate::fetch::cpu_bound(|| parse(origin, &body))
             .map_err(|source| PollError::Parse { url, source })?;

@@ -22,13 +22,9 @@ pub async fn poll(
     base: &str,
     name: &str,
 ) -> Result<Option<Page>, PollError> {
-    let url = url(base, name);
-    let Some(body) = requests.first(&url, JSON).await? else {
-        return Ok(None);
-    };
-    crate::fetch::cpu_bound(|| parse(origin, &body))
-        .map(Some)
-        .map_err(|source| PollError::Parse { url, source })
+    requests
+        .single(url(base, name), JSON, |body| parse(origin, body))
+        .await
 }
 
 #[derive(Deserialize)]

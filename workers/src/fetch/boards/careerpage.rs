@@ -22,15 +22,11 @@ pub async fn poll(
     url: &str,
     company: Option<&str>,
 ) -> Result<Option<Page>, PollError> {
-    let Some(body) = requests.first(url, ACCEPT).await? else {
-        return Ok(None);
-    };
-    crate::fetch::cpu_bound(|| parse(origin, &body, url, company))
-        .map(Some)
-        .map_err(|source| PollError::Parse {
-            url: url.to_owned(),
-            source,
+    requests
+        .single(url.to_owned(), ACCEPT, |body| {
+            parse(origin, body, url, company)
         })
+        .await
 }
 
 /// Deepest JSON-LD nesting searched for `JobPosting` objects.

@@ -17,15 +17,9 @@ pub async fn poll(
     url: &str,
     company: Option<&str>,
 ) -> Result<Option<Page>, PollError> {
-    let Some(body) = requests.first(url, ACCEPT).await? else {
-        return Ok(None);
-    };
-    crate::fetch::cpu_bound(|| parse(origin, &body, company))
-        .map(Some)
-        .map_err(|source| PollError::Parse {
-            url: url.to_owned(),
-            source,
-        })
+    requests
+        .single(url.to_owned(), ACCEPT, |body| parse(origin, body, company))
+        .await
 }
 
 pub fn parse(origin: Origin<'_>, body: &[u8], company: Option<&str>) -> Result<Page, ParseError> {

@@ -30,13 +30,8 @@ pub async fn poll(
     let mut skip = 0;
     loop {
         let url = url(base, site, skip);
-        let body = if skip == 0 {
-            match requests.first(&url, JSON).await? {
-                Some(body) => body,
-                None => return Ok(None),
-            }
-        } else {
-            requests.next(&url, JSON).await?
+        let Some(body) = requests.page(skip == 0, &url, JSON).await? else {
+            return Ok(None);
         };
         let (page, served) = crate::fetch::cpu_bound(|| parse(origin, &body))
             .map_err(|source| PollError::Parse { url, source })?;

@@ -22,13 +22,9 @@ pub async fn poll(
     origin: Origin<'_>,
     base: &str,
 ) -> Result<Option<Page>, PollError> {
-    let url = url(base);
-    let Some(body) = requests.first(&url, JSON).await? else {
-        return Ok(None);
-    };
-    crate::fetch::cpu_bound(|| parse(origin, &body))
-        .map(Some)
-        .map_err(|source| PollError::Parse { url, source })
+    requests
+        .single(url(base), JSON, |body| parse(origin, body))
+        .await
 }
 
 /// The number, or the string of a number, RemoteOK writes either.

@@ -29,13 +29,9 @@ pub async fn poll(
     base: &str,
     category: Option<&str>,
 ) -> Result<Option<Page>, PollError> {
-    let url = url(base, category);
-    let Some(body) = requests.first(&url, JSON).await? else {
-        return Ok(None);
-    };
-    crate::fetch::cpu_bound(|| parse(origin, &body))
-        .map(Some)
-        .map_err(|source| PollError::Parse { url, source })
+    requests
+        .single(url(base, category), JSON, |body| parse(origin, body))
+        .await
 }
 
 #[derive(Deserialize)]

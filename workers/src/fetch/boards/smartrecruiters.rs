@@ -31,13 +31,8 @@ pub async fn poll(
     let mut offset = 0;
     loop {
         let url = list_url(base, company, offset);
-        let body = if offset == 0 {
-            match requests.first(&url, JSON).await? {
-                Some(body) => body,
-                None => return Ok(None),
-            }
-        } else {
-            requests.next(&url, JSON).await?
+        let Some(body) = requests.page(offset == 0, &url, JSON).await? else {
+            return Ok(None);
         };
         let listing = crate::fetch::cpu_bound(|| parse_list(origin, &body))
             .map_err(|source| PollError::Parse { url, source })?;

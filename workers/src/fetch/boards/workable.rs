@@ -21,13 +21,9 @@ pub async fn poll(
     base: &str,
     account: &str,
 ) -> Result<Option<Page>, PollError> {
-    let url = url(base, account);
-    let Some(body) = requests.first(&url, JSON).await? else {
-        return Ok(None);
-    };
-    crate::fetch::cpu_bound(|| parse(origin, &body))
-        .map(Some)
-        .map_err(|source| PollError::Parse { url, source })
+    requests
+        .single(url(base, account), JSON, |body| parse(origin, body))
+        .await
 }
 
 #[derive(Deserialize)]
