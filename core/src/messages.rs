@@ -24,8 +24,13 @@ pub const DEAD_LETTER_SUBJECTS: &str = "jobmatch.dead.>";
 
 /// Desired configuration: `source.<name>` and `subscription.<name>` entries.
 pub const CONFIG_BUCKET: &str = "jobmatch-config";
-/// The content hash of every posting published, keyed by `kv_key(posting id)`.
+/// What dedup remembers of every posting (fingerprint, duplicate or re-post of, closed),
+/// keyed by `kv_key(posting id)`; every fetcher replica's index is fed from it.
 pub const POSTINGS_BUCKET: &str = "jobmatch-postings";
+/// Which open posting holds each normalized company + title + location (`<16 hex>` →
+/// posting id), created with compare-and-swap so that two replicas reading the same job
+/// from two boards at once publish it once.
+pub const IDENTITIES_BUCKET: &str = "jobmatch-identities";
 /// Next-due poll time of each source, claimed by compare-and-swap.
 pub const SCHEDULE_BUCKET: &str = "jobmatch-schedule";
 /// One key per (subscription, job) notice, created before sending.

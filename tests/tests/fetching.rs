@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures::TryStreamExt;
-use jobmatch_core::messages::{JOBS_STREAM, REPORTS_BUCKET, Report, jobs_subject, source_key};
+use jobmatch_core::messages::{
+    CONFIG_BUCKET, JOBS_STREAM, REPORTS_BUCKET, Report, jobs_subject, source_key,
+};
 use jobmatch_e2e::boards::BoardServer;
 use jobmatch_e2e::process::{JobmatchEnv, Nats, Proc};
 use jobmatch_e2e::{free_port, wait_for};
@@ -254,6 +256,30 @@ async fn fetchers_share_sources_poll_politely_and_report_bad_boards() {
     )
     .await;
     assert_eq!(closed.id, "greenhouse:s00:9000000");
+
+    // A source deleted: its postings close too.
+    let config = js
+        .get_key_value(CONFIG_BUCKET)
+        .await
+        .expect("config bucket");
+    config.delete("source.s01").await.expect("delete source");
+    let closed = wait_for(
+        "the removed source's posting closed",
+        Duration::from_secs(30),
+        || {
+            let stream = stream.clone();
+            async move {
+                let last = stream
+                    .get_last_raw_message_by_subject(&jobs_subject("s01"))
+                    .await
+                    .ok()?;
+                let posting: jobmatch_core::Posting = serde_json::from_slice(&last.payload).ok()?;
+                posting.closed.then_some(posting)
+            }
+        },
+    )
+    .await;
+    assert_eq!(closed.id, "greenhouse:s01:9000001");
 
     for fetcher in fetchers.drain(..) {
         let status = fetcher.stop().await;

@@ -40,6 +40,7 @@ pub struct Bus {
     pub js: jetstream::Context,
     pub config: kv::Store,
     pub postings: kv::Store,
+    pub identities: kv::Store,
     pub schedule: kv::Store,
     pub notices: kv::Store,
     /// Progress per source and subscription, for the operator (see `reports`).
@@ -92,6 +93,7 @@ impl Bus {
         Ok(Self {
             config: bucket(m::CONFIG_BUCKET, m::CONFIG_HISTORY).await?,
             postings: bucket(m::POSTINGS_BUCKET, 1).await?,
+            identities: bucket(m::IDENTITIES_BUCKET, 1).await?,
             schedule: bucket(m::SCHEDULE_BUCKET, 1).await?,
             notices: bucket(m::NOTICES_BUCKET, 1).await?,
             reports_bucket: bucket(m::REPORTS_BUCKET, 1).await?,

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use jobmatch_core::Posting;
 use jobmatch_core::ids::kv_key;
@@ -41,6 +42,23 @@ pub trait Sink {
         &self,
         record: &Remembered,
     ) -> impl Future<Output = Result<(), async_nats::Error>> + Send;
+    /// Claims a company + title + location for a posting: `None` when it is this
+    /// posting's (now or already), else the id of the posting holding it.
+    fn claim(
+        &self,
+        identity: u64,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<String>, async_nats::Error>> + Send;
+    /// Gives up a claim the posting holds (it closed), so a copy elsewhere can take over.
+    fn release(
+        &self,
+        identity: u64,
+        id: &str,
+    ) -> impl Future<Output = Result<(), async_nats::Error>> + Send;
+}
+
+fn identity_key(identity: u64) -> String {
+    format!("{identity:016x}")
 }
 
 /// Publishes to `jobmatch.jobs.<source>` and remembers in the postings bucket.
@@ -78,6 +96,39 @@ impl Sink for NatsSink<'_> {
             .await?;
         Ok(())
     }
+
+    async fn claim(&self, identity: u64, id: &str) -> Result<Option<String>, async_nats::Error> {
+        let key = identity_key(identity);
+        let store = &self.0.identities;
+        for _ in 0..3 {
+            match store.create(&key, id.to_owned().into_bytes().into()).await {
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+            // Held: by whom? (Released in between: try again.)
+            if let Some(holder) = store.get(&key).await? {
+                let holder = String::from_utf8_lossy(&holder).into_owned();
+                return Ok((holder != id).then_some(holder));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn release(&self, identity: u64, id: &str) -> Result<(), async_nats::Error> {
+        let key = identity_key(identity);
+        let store = &self.0.identities;
+        if let Some(entry) = store.entry(&key).await?
+            && entry.operation == kv::Operation::Put
+            && *entry.value == *id.as_bytes()
+        {
+            // Only our own claim: a copy may have claimed it since.
+            let _ = store
+                .delete_expect_revision(&key, Some(entry.revision))
+                .await;
+        }
+        Ok(())
+    }
 }
 
 /// Applies one poll: every posting classified, published when it must be, remembered;
@@ -107,6 +158,29 @@ pub async fn apply(
             duplicate_of: None,
             repost_of: None,
             closed: false,
+        };
+        // Tier 2 across replicas: a job new to this index may be another replica's
+        // publish from another board that has not reached us yet; the claim decides.
+        let verdict = match verdict {
+            Verdict::New | Verdict::Repost { .. } | Verdict::Updated { .. }
+                if needs_claim(index, &posting.id, &verdict) =>
+            {
+                let mut holder = sink.claim(fingerprint.identity, &posting.id).await?;
+                // A claim left by a posting known closed (its release was lost): take over.
+                if let Some(stale) = &holder
+                    && index.lock().get(stale).is_some_and(|r| r.closed)
+                {
+                    sink.release(fingerprint.identity, stale).await?;
+                    holder = sink.claim(fingerprint.identity, &posting.id).await?;
+                }
+                match holder {
+                    Some(holder) if board_of(&holder) != board_of(&posting.id) => {
+                        Verdict::Duplicate { of: holder }
+                    }
+                    _ => verdict,
+                }
+            }
+            verdict => verdict,
         };
         match verdict {
             Verdict::Unchanged => {
@@ -153,6 +227,7 @@ pub async fn apply(
             };
             record.closed = true;
             if !was_duplicate {
+                sink.release(record.fingerprint.identity, &id).await?;
                 let closed = Posting {
                     id: id.clone(),
                     source: source.to_owned(),
@@ -169,6 +244,34 @@ pub async fn apply(
     Ok(counts)
 }
 
+/// The `board:identity` part of a posting id.
+fn board_of(id: &str) -> &str {
+    id.rfind(':').map_or(id, |i| &id[..i])
+}
+
+/// Whether publishing this posting must first claim its company + title + location:
+/// when it is new, or a duplicate whose original closed (it takes over).
+fn needs_claim(index: &SharedIndex, id: &str, verdict: &Verdict) -> bool {
+    match verdict {
+        Verdict::New | Verdict::Repost { .. } => true,
+        Verdict::Updated { .. } => index
+            .lock()
+            .get(id)
+            .is_some_and(|r| r.duplicate_of.is_some()),
+        _ => false,
+    }
+}
+
+/// Closes every open posting of a source that no longer exists; returns how many.
+pub async fn close_all(
+    sink: &impl Sink,
+    index: &SharedIndex,
+    source: &str,
+) -> Result<u64, async_nats::Error> {
+    let counts = apply(sink, index, source, &Poll::default()).await?;
+    Ok(counts.closed)
+}
+
 /// For `jobmatch fetch`: classifies without publishing anywhere.
 pub struct DrySink;
 
@@ -178,6 +281,15 @@ impl Sink for DrySink {
     }
 
     async fn remember(&self, _: &Remembered) -> Result<(), async_nats::Error> {
+        Ok(())
+    }
+
+    /// One process: the index alone decides.
+    async fn claim(&self, _: u64, _: &str) -> Result<Option<String>, async_nats::Error> {
+        Ok(None)
+    }
+
+    async fn release(&self, _: u64, _: &str) -> Result<(), async_nats::Error> {
         Ok(())
     }
 }

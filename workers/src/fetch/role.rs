@@ -65,6 +65,16 @@ pub async fn run(
                     info!(source = %name, "source removed");
                     not_before.remove(&name);
                     sources.lock().await.remove(&name);
+                    // Its open postings close: nothing polls them any more. Every replica
+                    // does this; the second finds them closed already.
+                    let (bus, index) = (bus.clone(), index.clone());
+                    tracker.spawn(async move {
+                        match super::publish::close_all(&NatsSink(&bus), &index, &name).await {
+                            Ok(0) => {}
+                            Ok(closed) => info!(source = %name, closed, "postings of a removed source closed"),
+                            Err(e) => warn!(source = %name, error = %e, "could not close the postings of a removed source"),
+                        }
+                    });
                 }
                 None => anyhow::bail!("config watch ended"),
             },
