@@ -394,19 +394,43 @@ impl DedupIndex {
         n
     }
 
+    fn slot_or_placeholder(&mut self, id: &str) -> u32 {
+        if let Some(slot) = self.slot_of(id) {
+            return slot;
+        }
+        let source = self.source_number("");
+        let slot = self.slots.len() as u32;
+        self.slots.push(Slot {
+            id: id.into(),
+            board_len: board_of(id).len().min(usize::from(u16::MAX)) as u16,
+            fingerprint: Fingerprint {
+                content: 0,
+                identity: 0,
+                company: 0,
+                simhash: 0,
+            },
+            source,
+            duplicate_of: NONE,
+            repost_of: NONE,
+            closed: false,
+        });
+        self.by_id.insert(xxh3_64(id.as_bytes()), slot);
+        slot
+    }
+
     /// Records a posting (a new one, or a new state of a known one).
     pub fn remember(&mut self, r: &Remembered) {
         let source = self.source_number(&r.source);
+        // An original or earlier posting not seen here yet (another replica's, still on
+        // its way through the bucket) gets a placeholder its own record fills in later.
         let duplicate_of = r
             .duplicate_of
             .as_deref()
-            .and_then(|d| self.slot_of(d))
-            .unwrap_or(NONE);
+            .map_or(NONE, |d| self.slot_or_placeholder(d));
         let repost_of = r
             .repost_of
             .as_deref()
-            .and_then(|d| self.slot_of(d))
-            .unwrap_or(NONE);
+            .map_or(NONE, |d| self.slot_or_placeholder(d));
         let slot = match self.slot_of(&r.id) {
             Some(slot) => {
                 let old = self.slots[slot as usize].fingerprint;

@@ -293,3 +293,118 @@ impl Sink for DrySink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// Claims shared with "another replica", and what was published.
+    #[derive(Default)]
+    struct FakeSink {
+        claims: Mutex<HashMap<u64, String>>,
+        published: Mutex<Vec<Posting>>,
+    }
+
+    impl Sink for FakeSink {
+        async fn publish(
+            &self,
+            posting: &Posting,
+            _: &Fingerprint,
+        ) -> Result<(), async_nats::Error> {
+            self.published.lock().expect("lock").push(posting.clone());
+            Ok(())
+        }
+
+        async fn remember(&self, _: &Remembered) -> Result<(), async_nats::Error> {
+            Ok(())
+        }
+
+        async fn claim(
+            &self,
+            identity: u64,
+            id: &str,
+        ) -> Result<Option<String>, async_nats::Error> {
+            let mut claims = self.claims.lock().expect("lock");
+            let holder = claims.entry(identity).or_insert_with(|| id.to_owned());
+            Ok((holder != id).then(|| holder.clone()))
+        }
+
+        async fn release(&self, identity: u64, id: &str) -> Result<(), async_nats::Error> {
+            let mut claims = self.claims.lock().expect("lock");
+            if claims.get(&identity).is_some_and(|h| h == id) {
+                claims.remove(&identity);
+            }
+            Ok(())
+        }
+    }
+
+    fn posting(id: &str) -> Posting {
+        Posting {
+            id: id.into(),
+            source: "s".into(),
+            title: "Backend Engineer".into(),
+            company: "Acme".into(),
+            locations: vec!["Berlin".into()],
+            description: "Build things.".into(),
+            ..Posting::default()
+        }
+    }
+
+    fn poll_of(postings: Vec<Posting>) -> Poll {
+        Poll {
+            postings,
+            ..Poll::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_another_replica_claimed_from_another_board_is_a_duplicate() {
+        let sink = FakeSink::default();
+        let theirs = posting("greenhouse:acme:1");
+        sink.claims
+            .lock()
+            .expect("lock")
+            .insert(Fingerprint::of(&theirs).identity, theirs.id.clone());
+        // This replica's index has not seen their publish yet.
+        let index = SharedIndex::default();
+        let ours = posting("remoteok:remoteok.com:9");
+        let counts = apply(&sink, &index, "remoteok", &poll_of(vec![ours.clone()]))
+            .await
+            .expect("apply");
+        assert_eq!((counts.new, counts.duplicates), (0, 1));
+        assert!(sink.published.lock().expect("lock").is_empty());
+        assert_eq!(
+            index
+                .lock()
+                .get(&ours.id)
+                .and_then(|r| r.duplicate_of)
+                .as_deref(),
+            Some("greenhouse:acme:1")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_posting_releases_its_claim_and_a_second_opening_on_one_board_is_kept() {
+        let sink = FakeSink::default();
+        let index = SharedIndex::default();
+        let first = posting("greenhouse:acme:1");
+        let mut second = posting("greenhouse:acme:2");
+        second.description = "Another opening, same title.".into();
+        let counts = apply(&sink, &index, "s", &poll_of(vec![first.clone(), second]))
+            .await
+            .expect("apply");
+        assert_eq!(counts.new, 2, "same board, same title: two openings");
+        let counts = apply(&sink, &index, "s", &poll_of(vec![]))
+            .await
+            .expect("apply");
+        assert_eq!(counts.closed, 2);
+        assert!(
+            sink.claims.lock().expect("lock").is_empty(),
+            "claims released"
+        );
+        let published = sink.published.lock().expect("lock");
+        assert_eq!(published.iter().filter(|p| p.closed).count(), 2);
+    }
+}
