@@ -80,6 +80,7 @@ fn record(id: String, fingerprint: Fingerprint, verdict: &Verdict) -> Remembered
             _ => None,
         },
         closed: false,
+        closed_at: None,
     }
 }
 
@@ -121,6 +122,7 @@ fn memory_per_posting(n: usize) -> f64 {
             duplicate_of: None,
             repost_of: None,
             closed: false,
+            closed_at: None,
         })
         .collect();
     let before = LIVE.load(Ordering::Relaxed);

@@ -200,7 +200,15 @@ pub struct Remembered {
     pub repost_of: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closed: bool,
+    /// When it closed, in seconds since the epoch: closed postings are forgotten after
+    /// [`RETENTION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<i64>,
 }
+
+/// How long a closed posting is remembered (to recognise its re-posts) before it is
+/// forgotten, so the index does not grow with every posting ever seen.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// What a polled posting is, given what is remembered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +241,8 @@ struct Slot {
     duplicate_of: u32,
     repost_of: u32,
     closed: bool,
+    /// Seconds since the epoch when it closed; 0 when open or unknown.
+    closed_at: u32,
 }
 
 impl Slot {
@@ -326,6 +336,7 @@ impl DedupIndex {
             duplicate_of: self.id_of(s.duplicate_of),
             repost_of: self.id_of(s.repost_of),
             closed: s.closed,
+            closed_at: (s.closed_at > 0).then_some(i64::from(s.closed_at)),
         })
     }
 
@@ -413,6 +424,7 @@ impl DedupIndex {
             duplicate_of: NONE,
             repost_of: NONE,
             closed: false,
+            closed_at: 0,
         });
         self.by_id.insert(xxh3_64(id.as_bytes()), slot);
         slot
@@ -431,6 +443,11 @@ impl DedupIndex {
             .repost_of
             .as_deref()
             .map_or(NONE, |d| self.slot_or_placeholder(d));
+        let closed_at = r
+            .closed_at
+            .filter(|_| r.closed)
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or(0);
         let slot = match self.slot_of(&r.id) {
             Some(slot) => {
                 let old = self.slots[slot as usize].fingerprint;
@@ -452,6 +469,7 @@ impl DedupIndex {
                 s.duplicate_of = duplicate_of;
                 s.repost_of = repost_of;
                 s.closed = r.closed;
+                s.closed_at = closed_at;
                 slot
             }
             None => {
@@ -464,6 +482,7 @@ impl DedupIndex {
                     duplicate_of,
                     repost_of,
                     closed: r.closed,
+                    closed_at,
                 });
                 self.by_id.insert(xxh3_64(r.id.as_bytes()), slot);
                 slot
@@ -486,6 +505,53 @@ impl DedupIndex {
                     .or_insert(Bucket::One(slot));
             }
         }
+    }
+
+    /// Closed postings whose retention ran out before `cutoff` (seconds since the epoch),
+    /// except those an open duplicate still points at.
+    pub fn expired(&self, cutoff: i64) -> Vec<String> {
+        let referenced: std::collections::HashSet<u32> = self
+            .slots
+            .iter()
+            .filter(|s| !s.closed && s.duplicate_of != NONE)
+            .map(|s| s.duplicate_of)
+            .collect();
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                s.closed
+                    && s.closed_at > 0
+                    && i64::from(s.closed_at) < cutoff
+                    && !referenced.contains(&(*i as u32))
+            })
+            .map(|(_, s)| s.id.to_string())
+            .collect()
+    }
+
+    /// The same index without `forget`: rebuilt, so their memory is returned.
+    pub fn without(&self, forget: &HashSet<&str>) -> DedupIndex {
+        let mut index = DedupIndex::default();
+        for (i, s) in self.slots.iter().enumerate() {
+            let placeholder =
+                s.fingerprint.identity == 0 && self.sources[s.source as usize].is_empty();
+            if placeholder || forget.contains(&*s.id) {
+                continue;
+            }
+            if let Some(mut record) = self.get(&s.id) {
+                let forgotten =
+                    |id: &Option<String>| id.as_deref().is_some_and(|id| forget.contains(id));
+                if forgotten(&record.repost_of) {
+                    record.repost_of = None;
+                }
+                debug_assert!(
+                    !forgotten(&record.duplicate_of),
+                    "slot {i}: a referenced original is kept"
+                );
+                index.remember(&record);
+            }
+        }
+        index
     }
 
     /// Open postings of `source` that the last poll did not list: they closed. The flag
@@ -536,6 +602,7 @@ mod tests {
                 _ => None,
             },
             closed: p.closed,
+            closed_at: None,
         });
     }
 
@@ -676,6 +743,61 @@ mod tests {
     }
 
     #[test]
+    fn closed_postings_past_retention_are_forgotten_unless_a_duplicate_points_at_them() {
+        let mut index = DedupIndex::default();
+        let old = posting(
+            "greenhouse:acme:1",
+            "Acme",
+            "Backend Engineer",
+            "Berlin",
+            TEXT,
+        );
+        let kept = posting("greenhouse:acme:2", "Acme", "Data Engineer", "Berlin", "x");
+        let copy = posting(
+            "remoteok:remoteok.com:2",
+            "Acme",
+            "Data Engineer",
+            "Berlin",
+            "x",
+        );
+        let open = posting("greenhouse:acme:3", "Acme", "Designer", "Berlin", "y");
+        for p in [&old, &kept, &open] {
+            remember(&mut index, p, &Verdict::New);
+        }
+        let v = index.classify(&copy.id, &Fingerprint::of(&copy));
+        remember(&mut index, &copy, &v);
+        for (p, at) in [(&old, 1_000), (&kept, 1_000)] {
+            let mut r = index.get(&p.id).unwrap();
+            r.closed = true;
+            r.closed_at = Some(at);
+            index.remember(&r);
+        }
+        // The copy's original closed but the copy has not been polled since: kept.
+        assert_eq!(index.expired(2_000), vec![old.id.clone()]);
+        assert!(index.expired(500).is_empty(), "not yet past retention");
+        let forget: HashSet<&str> = [old.id.as_str()].into();
+        let rebuilt = index.without(&forget);
+        assert_eq!(rebuilt.len(), 3);
+        assert!(rebuilt.get(&old.id).is_none());
+        assert_eq!(
+            rebuilt.get(&copy.id).unwrap().duplicate_of,
+            Some(kept.id.clone())
+        );
+        // Forgotten, its text no longer makes a new posting a re-post.
+        let again = posting(
+            "greenhouse:acme:9",
+            "Acme",
+            "Backend Engineer II",
+            "Berlin",
+            TEXT,
+        );
+        assert_eq!(
+            rebuilt.classify(&again.id, &Fingerprint::of(&again)),
+            Verdict::New
+        );
+    }
+
+    #[test]
     fn remembered_round_trips_through_json() {
         let r = Remembered {
             id: "lever:x:1".into(),
@@ -689,6 +811,7 @@ mod tests {
             duplicate_of: None,
             repost_of: Some("lever:x:0".into()),
             closed: true,
+            closed_at: None,
         };
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Remembered>(&json).unwrap(), r);

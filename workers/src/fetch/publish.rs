@@ -158,6 +158,7 @@ pub async fn apply(
             duplicate_of: None,
             repost_of: None,
             closed: false,
+            closed_at: None,
         };
         // Tier 2 across replicas: a job new to this index may be another replica's
         // publish from another board that has not reached us yet; the claim decides.
@@ -226,6 +227,7 @@ pub async fn apply(
                 continue;
             };
             record.closed = true;
+            record.closed_at = Some(time::OffsetDateTime::now_utc().unix_timestamp());
             if !was_duplicate {
                 sink.release(record.fingerprint.identity, &id).await?;
                 let closed = Posting {

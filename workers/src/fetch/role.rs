@@ -39,6 +39,7 @@ pub async fn run(
     // Every replica's postings, before the first poll: otherwise all would look new.
     let remembered = follow_postings(&bus, index.clone(), cancel.clone()).await?;
     info!(postings = remembered, "dedup index loaded");
+    tokio::spawn(forget_expired(bus.clone(), index.clone(), cancel.clone()));
     mark_ready();
     let sources: Arc<Mutex<HashMap<String, SourceConfig>>> = Arc::default();
     // When each source is next due, as last read from the schedule bucket: a lower bound
@@ -188,6 +189,40 @@ struct StoredValidators {
 fn spec_digest(source: &SourceConfig) -> String {
     let spec = serde_json::to_vec(&source.spec).unwrap_or_default();
     jobmatch_core::ids::digest_hex(&[&spec])
+}
+
+/// How often closed postings past their retention are forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Forgets closed postings older than [`RETENTION`](super::dedup::RETENTION), now and
+/// then hourly: deleted from the postings bucket and dropped from this replica's index
+/// (every replica sweeps its own index; the deletes are idempotent).
+async fn forget_expired(bus: Bus, index: SharedIndex, cancel: CancellationToken) {
+    loop {
+        let cutoff = time::OffsetDateTime::now_utc().unix_timestamp()
+            - super::dedup::RETENTION.as_secs() as i64;
+        let expired = index.lock().expired(cutoff);
+        if !expired.is_empty() {
+            for id in &expired {
+                if let Err(e) = bus.postings.purge(jobmatch_core::ids::kv_key(id)).await {
+                    warn!(posting = %id, error = %e, "could not forget a closed posting; next sweep retries");
+                }
+            }
+            let forget: HashSet<&str> = expired.iter().map(String::as_str).collect();
+            let mut index = index.lock();
+            let rebuilt = index.without(&forget);
+            *index = rebuilt;
+            info!(
+                forgotten = expired.len(),
+                remembered = index.len(),
+                "closed postings past retention forgotten"
+            );
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+    }
 }
 
 async fn load_validators(bus: &Bus, source: &SourceConfig) -> Option<Validators> {
