@@ -287,7 +287,7 @@ impl Bucket {
 }
 
 /// The `board:identity` prefix of a posting id.
-fn board_of(id: &str) -> &str {
+pub fn board_of(id: &str) -> &str {
     id.rfind(':').map_or(id, |i| &id[..i])
 }
 

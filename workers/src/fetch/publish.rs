@@ -13,7 +13,7 @@ use jobmatch_core::ids::kv_key;
 use jobmatch_core::messages::{PollCounts, jobs_subject};
 
 use super::Poll;
-use super::dedup::{DedupIndex, Fingerprint, Remembered, Verdict};
+use super::dedup::{DedupIndex, Fingerprint, Remembered, Verdict, board_of};
 use crate::bus::Bus;
 
 /// The dedup index every poll task of a replica shares.
@@ -205,6 +205,16 @@ pub async fn apply(
             Verdict::Updated { repost_of } => {
                 counts.updated += 1;
                 record.repost_of = repost_of;
+                // A new title (or company, or place) moves its claim along with it.
+                let old = index
+                    .lock()
+                    .get(&posting.id)
+                    .map(|r| r.fingerprint.identity)
+                    .filter(|old| *old != fingerprint.identity);
+                if let Some(old) = old {
+                    sink.release(old, &posting.id).await?;
+                    sink.claim(fingerprint.identity, &posting.id).await?;
+                }
             }
             Verdict::Repost { of } => {
                 counts.reposts += 1;
@@ -244,11 +254,6 @@ pub async fn apply(
         }
     }
     Ok(counts)
-}
-
-/// The `board:identity` part of a posting id.
-fn board_of(id: &str) -> &str {
-    id.rfind(':').map_or(id, |i| &id[..i])
 }
 
 /// Whether publishing this posting must first claim its company + title + location:
@@ -408,5 +413,31 @@ mod tests {
         );
         let published = sink.published.lock().expect("lock");
         assert_eq!(published.iter().filter(|p| p.closed).count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_retitled_posting_moves_its_claim() {
+        let sink = FakeSink::default();
+        let index = SharedIndex::default();
+        let before = posting("greenhouse:acme:1");
+        apply(&sink, &index, "s", &poll_of(vec![before.clone()]))
+            .await
+            .expect("apply");
+        let mut after = before.clone();
+        after.title = "Staff Backend Engineer".into();
+        let counts = apply(&sink, &index, "s", &poll_of(vec![after.clone()]))
+            .await
+            .expect("apply");
+        assert_eq!(counts.updated, 1);
+        let claims = sink.claims.lock().expect("lock").clone();
+        assert_eq!(
+            claims.get(&Fingerprint::of(&after).identity),
+            Some(&before.id)
+        );
+        assert_eq!(
+            claims.get(&Fingerprint::of(&before).identity),
+            None,
+            "the old title is free"
+        );
     }
 }
