@@ -190,6 +190,19 @@ pub struct PollCounts {
     pub filtered: u64,
 }
 
+impl std::ops::AddAssign for PollCounts {
+    fn add_assign(&mut self, other: PollCounts) {
+        self.new += other.new;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.closed += other.closed;
+        self.duplicates += other.duplicates;
+        self.reposts += other.reposts;
+        self.malformed += other.malformed;
+        self.filtered += other.filtered;
+    }
+}
+
 /// A message on the VECTORS stream.
 // One message at a time is decoded and dropped: boxing the posting would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -243,5 +256,35 @@ impl MatchFound {
             .as_deref()
             .unwrap_or(&self.posting.id);
         format!("{}.{}", self.subscription, crate::ids::kv_key(job))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_counts_add_field_by_field() {
+        let mut total = PollCounts {
+            new: 1,
+            closed: 2,
+            ..PollCounts::default()
+        };
+        total += PollCounts {
+            new: 3,
+            duplicates: 4,
+            filtered: 5,
+            ..PollCounts::default()
+        };
+        assert_eq!(
+            total,
+            PollCounts {
+                new: 4,
+                closed: 2,
+                duplicates: 4,
+                filtered: 5,
+                ..PollCounts::default()
+            }
+        );
     }
 }

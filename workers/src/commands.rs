@@ -120,18 +120,7 @@ pub async fn fetch(c: &Connections, files: &[std::path::PathBuf]) -> anyhow::Res
             poll.requests,
             if poll.requests == 1 { "" } else { "s" }
         );
-        for (field, n) in [
-            (&mut total.new, counts.new),
-            (&mut total.updated, counts.updated),
-            (&mut total.unchanged, counts.unchanged),
-            (&mut total.closed, counts.closed),
-            (&mut total.duplicates, counts.duplicates),
-            (&mut total.reposts, counts.reposts),
-            (&mut total.malformed, counts.malformed),
-            (&mut total.filtered, counts.filtered),
-        ] {
-            *field += n;
-        }
+        total += counts;
     }
     out.flush()?;
     if loaded.sources.len() > 1 {
