@@ -56,6 +56,16 @@ pub struct Connections {
         global = true
     )]
     pub model_dir: PathBuf,
+    /// Arithmetic of the embedding model: `auto` (bf16 on a CPU with AVX-512 BF16, else
+    /// f32), `f32` (full precision), `bf16`, or `f16` (GPU only).
+    #[arg(
+        long,
+        env = "JOBMATCH_EMBED_PRECISION",
+        value_enum,
+        default_value_t = crate::embed::Precision::Auto,
+        global = true
+    )]
+    pub precision: crate::embed::Precision,
     /// Qdrant gRPC URL (e.g. `http://qdrant:6334`); unset uses the embedded store.
     #[arg(long, env = "JOBMATCH_QDRANT_URL", global = true)]
     pub qdrant_url: Option<String>,

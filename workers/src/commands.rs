@@ -28,7 +28,7 @@ fn input_text(line: &str, number: usize) -> anyhow::Result<String> {
 }
 
 pub fn embed(c: &Connections) -> anyhow::Result<()> {
-    let model = SentenceEmbedder::load(&c.model_dir)
+    let model = SentenceEmbedder::load(&c.model_dir, c.precision)
         .map_err(|e| anyhow::anyhow!("{e} (model directory {})", c.model_dir.display()))?;
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -3,6 +3,11 @@ use jobmatch_workers::cli::{Cli, Command, Role};
 use jobmatch_workers::{bus::Bus, commands, runtime};
 use tracing_subscriber::EnvFilter;
 
+/// The embedder allocates and frees large buffers per batch; mimalloc reuses them where
+/// glibc returns them to the kernel and page-faults them back in.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(format: &str) {
     // The NATS client logs every connection event at info; ours are the interesting ones.
     let filter = EnvFilter::try_from_env("JOBMATCH_LOG")

@@ -46,7 +46,7 @@ pub async fn apply_files(bus: &Bus, files: &[std::path::PathBuf]) -> anyhow::Res
 
 fn load_model(c: &Connections) -> anyhow::Result<Arc<SentenceEmbedder>> {
     let started = std::time::Instant::now();
-    let model = SentenceEmbedder::load(&c.model_dir).map_err(|e| {
+    let model = SentenceEmbedder::load(&c.model_dir, c.precision).map_err(|e| {
         anyhow::anyhow!("{e}\n  model directory: {} (set --model-dir or JOBMATCH_MODEL_DIR; scripts/setup.sh installs all-MiniLM-L6-v2)", c.model_dir.display())
     })?;
     // Warm-up: the first pass allocates; readiness waits for it.

@@ -5,9 +5,109 @@
 //! `[batch, seq, hidden]`. Weight names follow Hugging Face's `BertModel`, with or without
 //! the `bert.` prefix.
 
-use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_core::{D, DType, Device, Module, Result, Storage, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};
 use serde::Deserialize;
+
+use jobmatch_kernels::bf16_linear::PackedLinear;
+use jobmatch_kernels::{attention, fastmath};
+
+/// Attention scores held at once, in floats (`sequences × heads × seq²`): 4 MiB, so
+/// they stay in cache between the matmul, the softmax and the second matmul.
+/// Larger batches are attended a slice of sequences at a time.
+const ATTENTION_SCORES_BUDGET: usize = 8 << 20;
+
+/// Arithmetic of the linear layers (the bulk of the work).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearPrecision {
+    /// candle's matmul in the weights' dtype.
+    Native,
+    /// bf16 products accumulated in f32 (AVX-512 BF16 on CPU).
+    Bf16,
+}
+
+/// A linear layer: candle's, or packed for the bf16 CPU kernel.
+enum Dense {
+    Candle(Linear),
+    Bf16(PackedLinear),
+}
+
+impl Dense {
+    fn new(linear: Linear, precision: LinearPrecision) -> Result<Self> {
+        Ok(match precision {
+            LinearPrecision::Native => Dense::Candle(linear),
+            LinearPrecision::Bf16 => {
+                let (n, k) = linear.weight().dims2()?;
+                let weight = linear.weight().flatten_all()?.to_vec1::<f32>()?;
+                let bias = match linear.bias() {
+                    Some(b) => b.to_vec1::<f32>()?,
+                    None => vec![0.0; n],
+                };
+                Dense::Bf16(PackedLinear::pack(&weight, &bias, n, k))
+            }
+        })
+    }
+
+    /// `[.., k]` → `[.., n]`, then GELU if `gelu`.
+    fn forward(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
+        match self {
+            Dense::Candle(linear) if gelu && x.device().is_cpu() => {
+                map_cpu_f32(&linear.forward(x)?, |y| {
+                    let mut y = y.to_vec();
+                    fastmath::gelu_in_place(&mut y);
+                    y
+                })
+            }
+            Dense::Candle(linear) if gelu => linear.forward(x)?.gelu_erf(),
+            Dense::Candle(linear) => linear.forward(x),
+            Dense::Bf16(packed) => {
+                let x = x.contiguous()?;
+                let out = with_cpu_f32(&x, |data| packed.forward(data, gelu))?;
+                let mut shape = x.dims().to_vec();
+                if let Some(last) = shape.last_mut() {
+                    *last = packed.out_features();
+                }
+                Tensor::from_vec(out, shape, x.device())
+            }
+        }
+    }
+}
+
+/// Runs `f` on the data of a contiguous f32 CPU tensor, without copying it.
+fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    if !t.is_contiguous() {
+        candle_core::bail!("expected a contiguous tensor");
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("expected a CPU tensor");
+    };
+    let start = layout.start_offset();
+    Ok(f(&cpu.as_slice::<f32>()?[start..start + t.elem_count()]))
+}
+
+/// A tensor of `t`'s shape holding `f` of its data (contiguous f32 on CPU).
+fn map_cpu_f32(t: &Tensor, f: impl FnOnce(&[f32]) -> Vec<f32>) -> Result<Tensor> {
+    let t = t.contiguous()?;
+    let data = with_cpu_f32(&t, f)?;
+    Tensor::from_vec(data, t.shape(), t.device())
+}
+
+/// Query, key and value projections as one `[3h, h]` layer: one pass over the input.
+fn fused_qkv(vb: VarBuilder, h: usize) -> Result<Linear> {
+    let parts = ["query", "key", "value"]
+        .iter()
+        .map(|name| linear(h, h, vb.pp(*name)))
+        .collect::<Result<Vec<_>>>()?;
+    let weight = Tensor::cat(&parts.iter().map(|l| l.weight()).collect::<Vec<_>>(), 0)?;
+    let bias = parts
+        .iter()
+        .map(|l| l.bias().cloned())
+        .collect::<Option<Vec<_>>>()
+        .map(|b| Tensor::cat(&b, 0))
+        .transpose()?;
+    Ok(Linear::new(weight, bias))
+}
 
 /// The fields of a Hugging Face `config.json` that the encoder needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,65 +176,111 @@ impl Embeddings {
 }
 
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attention_out: Linear,
+    qkv: Dense,
+    attention_out: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
     heads: usize,
     head_dim: usize,
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, c: &BertConfig) -> Result<Self> {
+    fn load(vb: VarBuilder, c: &BertConfig, precision: LinearPrecision) -> Result<Self> {
         let h = c.hidden_size;
         let attention = vb.pp("attention");
-        let this = attention.pp("self");
+        let dense = |l: Linear| Dense::new(l, precision);
         Ok(Self {
-            query: linear(h, h, this.pp("query"))?,
-            key: linear(h, h, this.pp("key"))?,
-            value: linear(h, h, this.pp("value"))?,
-            attention_out: linear(h, h, attention.pp("output").pp("dense"))?,
+            qkv: dense(fused_qkv(attention.pp("self"), h)?)?,
+            attention_out: dense(linear(h, h, attention.pp("output").pp("dense"))?)?,
             attention_norm: layer_norm(
                 h,
                 c.layer_norm_eps,
                 attention.pp("output").pp("LayerNorm"),
             )?,
-            intermediate: linear(h, c.intermediate_size, vb.pp("intermediate").pp("dense"))?,
-            output: linear(c.intermediate_size, h, vb.pp("output").pp("dense"))?,
+            intermediate: dense(linear(
+                h,
+                c.intermediate_size,
+                vb.pp("intermediate").pp("dense"),
+            )?)?,
+            output: dense(linear(c.intermediate_size, h, vb.pp("output").pp("dense"))?)?,
             output_norm: layer_norm(h, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             heads: c.num_attention_heads,
             head_dim: h / c.num_attention_heads,
         })
     }
 
-    /// `mask_bias` is `[batch, 1, 1, seq]`: 0 for tokens, a large negative for padding.
-    fn forward(&self, x: &Tensor, mask_bias: &Tensor) -> Result<Tensor> {
+    /// `mask_bias` is `[batch, 1, 1, seq]`: 0 for tokens, a large negative for padding;
+    /// `lengths` the real tokens of each sequence (padding comes last).
+    fn forward(&self, x: &Tensor, mask_bias: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (batch, seq, hidden) = x.dims3()?;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((batch, seq, self.heads, self.head_dim))?
+        let qkv = self.qkv.forward(x, false)?;
+        let context = if qkv.device().is_cpu()
+            && qkv.dtype() == DType::F32
+            && attention::supported(self.head_dim)
+        {
+            let context = with_cpu_f32(&qkv, |qkv| {
+                attention::attention(qkv, lengths, seq, self.heads, self.head_dim)
+            })?;
+            Tensor::from_vec(context, (batch, seq, hidden), x.device())?
+        } else {
+            self.attend_sliced(&qkv, mask_bias)?
+        };
+        let attended = self
+            .attention_norm
+            .forward(&(self.attention_out.forward(&context, false)? + x)?)?;
+        let inner = self.intermediate.forward(&attended, true)?;
+        self.output_norm
+            .forward(&(self.output.forward(&inner, false)? + attended)?)
+    }
+
+    /// Attention with candle's ops, a slice of sequences at a time.
+    fn attend_sliced(&self, qkv: &Tensor, mask_bias: &Tensor) -> Result<Tensor> {
+        let (batch, seq, three_hidden) = qkv.dims3()?;
+        let per_slice = (ATTENTION_SCORES_BUDGET / (self.heads * seq * seq).max(1)).max(1);
+        let mut contexts = Vec::with_capacity(batch.div_ceil(per_slice));
+        let mut first = 0;
+        while first < batch {
+            let len = per_slice.min(batch - first);
+            let qkv = qkv.narrow(0, first, len)?;
+            let mask_bias = mask_bias.narrow(0, first, len)?;
+            contexts.push(self.attend(&qkv, &mask_bias)?);
+            first += len;
+        }
+        Tensor::cat(&contexts, 0)?.reshape((batch, seq, three_hidden / 3))
+    }
+
+    /// Scaled dot-product attention of `[batch, seq, 3 × hidden]` projections;
+    /// returns `[batch, seq, hidden]`.
+    fn attend(&self, qkv: &Tensor, mask_bias: &Tensor) -> Result<Tensor> {
+        let (batch, seq, three_hidden) = qkv.dims3()?;
+        let hidden = three_hidden / 3;
+        let split = |i: usize| -> Result<Tensor> {
+            qkv.narrow(2, i * hidden, hidden)?
+                .reshape((batch, seq, self.heads, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs
+        let scores = q.matmul(&k.t()?)?;
+        let probs = if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+            // One pass: scale, mask and softmax each row, with a vectorized exp.
+            let bias = mask_bias.flatten_all()?.to_vec1::<f32>()?;
+            map_cpu_f32(&scores, |scores| {
+                let mut probs = scores.to_vec();
+                fastmath::softmax_rows(&mut probs, scale as f32, &bias, seq, self.heads * seq);
+                probs
+            })?
+        } else {
+            let scores = (scores * scale)?.broadcast_add(mask_bias)?;
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
+        probs
             .matmul(&v)?
             .transpose(1, 2)?
-            .reshape((batch, seq, hidden))?;
-        let attended = self
-            .attention_norm
-            .forward(&(self.attention_out.forward(&context)? + x)?)?;
-        let inner = self.intermediate.forward(&attended)?.gelu_erf()?;
-        self.output_norm
-            .forward(&(self.output.forward(&inner)? + attended)?)
+            .reshape((batch, seq, hidden))
     }
 }
 
@@ -146,7 +292,7 @@ pub struct BertModel {
 }
 
 impl BertModel {
-    pub fn load(vb: VarBuilder, config: &BertConfig) -> Result<Self> {
+    pub fn load(vb: VarBuilder, config: &BertConfig, precision: LinearPrecision) -> Result<Self> {
         if config.hidden_act != "gelu" {
             candle_core::bail!(
                 "hidden_act {:?} is not supported (only \"gelu\")",
@@ -160,7 +306,7 @@ impl BertModel {
         };
         let embeddings = Embeddings::load(vb.pp("embeddings"), config)?;
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config))
+            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config, precision))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             embeddings,
@@ -180,8 +326,15 @@ impl BertModel {
         let mask_bias =
             ((mask.to_dtype(DType::F32)? - 1.0)? * 10_000.0)?.reshape((batch, 1, 1, seq))?;
         let mut x = self.embeddings.forward(ids)?;
+        let mask_bias = mask_bias.to_dtype(x.dtype())?;
+        let lengths: Vec<usize> = mask
+            .sum(1)?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|n| n as usize)
+            .collect();
         for layer in &self.layers {
-            x = layer.forward(&x, &mask_bias)?;
+            x = layer.forward(&x, &mask_bias, &lengths)?;
         }
         Ok(x)
     }

@@ -4,4 +4,4 @@ mod bert;
 pub mod model;
 pub mod role;
 
-pub use model::{EmbedError, Embeddings, SentenceEmbedder};
+pub use model::{EmbedError, Embeddings, Precision, SentenceEmbedder};

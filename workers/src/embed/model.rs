@@ -16,7 +16,8 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
-use super::bert::{BertConfig, BertModel, cls_pool, l2_normalize, mean_pool};
+use super::bert::{BertConfig, BertModel, LinearPrecision, cls_pool, l2_normalize, mean_pool};
+use jobmatch_kernels::bf16_linear::PackedLinear;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -36,6 +37,66 @@ pub enum EmbedError {
     Tokenizer(String),
     #[error("model: {0}")]
     Model(#[from] candle_core::Error),
+    #[error("precision {requested} is not available on {device}: {why}")]
+    Precision {
+        requested: Precision,
+        device: &'static str,
+        why: &'static str,
+    },
+}
+
+/// The arithmetic the model runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Precision {
+    /// bf16 linear layers on a CPU with AVX-512 BF16, else f32 (f32 on GPU).
+    #[default]
+    Auto,
+    /// Full precision: vectors match sentence-transformers to cosine ≥ 0.9999.
+    F32,
+    /// bf16 products, f32 sums (CPU: needs AVX-512 BF16; GPU: bf16 weights).
+    Bf16,
+    /// f16 weights and activations (GPU only).
+    F16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        })
+    }
+}
+
+/// How a requested precision runs on a device: the weights' dtype and the linear layers'
+/// arithmetic. Pure, so the choice is tested without the hardware.
+pub fn resolve_precision(
+    requested: Precision,
+    gpu: bool,
+    cpu_has_bf16: bool,
+) -> Result<(DType, LinearPrecision), EmbedError> {
+    let refuse = |why| EmbedError::Precision {
+        requested,
+        device: if gpu { "GPU" } else { "CPU" },
+        why,
+    };
+    Ok(match (requested, gpu) {
+        (Precision::F32, _) | (Precision::Auto, true) => (DType::F32, LinearPrecision::Native),
+        (Precision::Bf16, true) => (DType::BF16, LinearPrecision::Native),
+        (Precision::F16, true) => (DType::F16, LinearPrecision::Native),
+        (Precision::F16, false) => return Err(refuse("f16 runs on GPU only; use bf16 or f32")),
+        (Precision::Bf16 | Precision::Auto, false) if cpu_has_bf16 => {
+            (DType::F32, LinearPrecision::Bf16)
+        }
+        (Precision::Bf16, false) => {
+            return Err(refuse(
+                "this CPU lacks the AVX-512 BF16 instructions; use f32",
+            ));
+        }
+        (Precision::Auto, false) => (DType::F32, LinearPrecision::Native),
+    })
 }
 
 /// How token states become one vector.
@@ -76,6 +137,7 @@ pub struct SentenceEmbedder {
     max_seq_len: usize,
     dimension: usize,
     limits: BatchLimits,
+    precision: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -116,12 +178,14 @@ fn read_optional_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Optio
 
 impl SentenceEmbedder {
     /// Loads a model directory onto the GPU when one is built in and present, else the CPU.
-    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+    pub fn load(dir: &Path, precision: Precision) -> Result<Self, EmbedError> {
         let device = Device::cuda_if_available(0)?;
-        Self::load_on(dir, &device)
+        Self::load_on(dir, &device, precision)
     }
 
-    pub fn load_on(dir: &Path, device: &Device) -> Result<Self, EmbedError> {
+    pub fn load_on(dir: &Path, device: &Device, precision: Precision) -> Result<Self, EmbedError> {
+        let (dtype, linear) =
+            resolve_precision(precision, !device.is_cpu(), PackedLinear::supported())?;
         let required = |name: &'static str| -> Result<PathBuf, EmbedError> {
             let path = dir.join(name);
             if path.is_file() {
@@ -164,8 +228,8 @@ impl SentenceEmbedder {
 
         // SAFETY: the weights file is memory-mapped read-only; candle copies what it
         // needs and the file is not modified while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
-        let model = BertModel::load(vb, &config)?;
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device)? };
+        let model = BertModel::load(vb, &config, linear)?;
         Ok(Self {
             model,
             tokenizer,
@@ -174,6 +238,11 @@ impl SentenceEmbedder {
             max_seq_len,
             dimension: config.hidden_size,
             limits: BatchLimits::default(),
+            precision: match (dtype, linear) {
+                (_, LinearPrecision::Bf16) | (DType::BF16, _) => "bf16",
+                (DType::F16, _) => "f16",
+                _ => "f32",
+            },
         })
     }
 
@@ -194,6 +263,21 @@ impl SentenceEmbedder {
 
     pub fn device(&self) -> &Device {
         self.model.device()
+    }
+
+    /// The precision it runs in: `f32`, `bf16` or `f16`.
+    pub fn precision(&self) -> &'static str {
+        self.precision
+    }
+
+    /// Tokens the model reads for these texts: after truncation, special tokens included.
+    pub fn count_tokens<S: AsRef<str>>(&self, texts: &[S]) -> Result<usize, EmbedError> {
+        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        Ok(encodings.iter().map(|e| e.get_ids().len()).sum())
     }
 
     /// Embeds texts, returning one vector per text in input order.
@@ -244,7 +328,7 @@ impl SentenceEmbedder {
         let device = self.model.device();
         let ids = Tensor::from_vec(ids, (batch, seq), device)?;
         let mask = Tensor::from_vec(mask, (batch, seq), device)?;
-        let hidden = self.model.forward(&ids, &mask)?;
+        let hidden = self.model.forward(&ids, &mask)?.to_dtype(DType::F32)?;
         let pooled = match self.pooling {
             Pooling::Mean => mean_pool(&hidden, &mask)?,
             Pooling::Cls => cls_pool(&hidden)?,
