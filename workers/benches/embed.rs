@@ -3,14 +3,21 @@
 //!
 //! `cargo bench -p jobmatch-workers --bench embed -- TEXTS [MODEL_DIR]`
 //!
-//! Embeds every text of TEXTS (one JSON string per line) once to warm up on a slice,
-//! then all of them timed; prints one JSON line with texts/s, tokens/s (real tokens,
-//! after truncation, specials included) and the process's peak RSS.
+//! Embeds every text of TEXTS (one JSON string per line) through the batching queue the
+//! server uses, as requests of 32 texts all sent at once (after a warm-up request);
+//! prints one JSON line with texts/s, tokens/s (real tokens, after truncation, specials
+//! included) and the process's peak RSS. `JOBMATCH_EMBED_PRECISION` picks the precision.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use jobmatch_workers::embed::{Precision, SentenceEmbedder};
+use std::sync::Arc;
+
+use jobmatch_workers::embed::{Batcher, BatcherConfig, Kernels, Precision, SentenceEmbedder, Wait};
+use jobmatch_workers::metrics::Metrics;
+
+/// Texts per request.
+const REQUEST: usize = 32;
 
 /// As in the `jobmatch` binary.
 #[global_allocator]
@@ -55,25 +62,56 @@ fn main() -> anyhow::Result<()> {
         Ok("bf16") => Precision::Bf16,
         _ => Precision::Auto,
     };
-    let model = SentenceEmbedder::load(&model_dir, precision)?;
+    let kernels = match std::env::var("JOBMATCH_EMBED_KERNELS").as_deref() {
+        Ok("candle") => Kernels::Candle,
+        _ => Kernels::Auto,
+    };
+    let model = SentenceEmbedder::load(&model_dir, precision, kernels)?;
+    let precision = model.precision();
     let tokens = model.count_tokens(&texts)?;
-    model.embed(&texts[..texts.len().min(64)])?;
-    let started = Instant::now();
-    let embeddings = model.embed(&texts)?;
-    let secs = started.elapsed().as_secs_f64();
-    assert_eq!(embeddings.vectors.len(), texts.len());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let batcher = Batcher::start(
+        Arc::new(model),
+        BatcherConfig {
+            max_queued_texts: texts.len().max(REQUEST),
+            ..BatcherConfig::default()
+        },
+        Arc::new(Metrics::default()),
+    )?;
+    let (secs, truncated) = runtime.block_on(async {
+        batcher
+            .embed(texts[..texts.len().min(64)].to_vec(), Wait::Yes)
+            .await?;
+        let started = Instant::now();
+        let requests = texts.chunks(REQUEST).map(|chunk| {
+            let batcher = batcher.clone();
+            let chunk = chunk.to_vec();
+            tokio::spawn(async move { batcher.embed(chunk, Wait::Yes).await })
+        });
+        let mut truncated = 0;
+        for request in futures::future::join_all(requests).await {
+            let embedded = request??;
+            assert_eq!(embedded.vectors.len(), embedded.vectors.len().min(REQUEST));
+            truncated += embedded.truncated;
+        }
+        anyhow::Ok((started.elapsed().as_secs_f64(), truncated))
+    })?;
     println!(
         "{}",
         serde_json::json!({
             "texts": texts.len(),
             "tokens": tokens,
-            "truncated": embeddings.truncated,
+            "truncated": truncated,
             "seconds": secs,
             "texts_per_s": texts.len() as f64 / secs,
             "tokens_per_s": tokens as f64 / secs,
             "peak_rss_mib": peak_rss_mib(),
             "threads": candle_core::utils::get_num_threads(),
-            "precision": model.precision(),
+            "precision": precision,
+            "kernels": format!("{kernels:?}").to_lowercase(),
         })
     );
     Ok(())

@@ -56,16 +56,8 @@ pub struct Connections {
         global = true
     )]
     pub model_dir: PathBuf,
-    /// Arithmetic of the embedding model: `auto` (bf16 on a CPU with AVX-512 BF16, else
-    /// f32), `f32` (full precision), `bf16`, or `f16` (GPU only).
-    #[arg(
-        long,
-        env = "JOBMATCH_EMBED_PRECISION",
-        value_enum,
-        default_value_t = crate::embed::Precision::Auto,
-        global = true
-    )]
-    pub precision: crate::embed::Precision,
+    #[command(flatten)]
+    pub embedding: EmbedSettings,
     /// Qdrant gRPC URL (e.g. `http://qdrant:6334`); unset uses the embedded store.
     #[arg(long, env = "JOBMATCH_QDRANT_URL", global = true)]
     pub qdrant_url: Option<String>,
@@ -100,6 +92,82 @@ pub struct Connections {
     /// Wait before the first retry of a notice; doubles each time.
     #[arg(long, env = "JOBMATCH_NOTIFY_BACKOFF", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
     pub notify_backoff: Duration,
+}
+
+/// How the embedder runs: precision, batching and back-pressure.
+#[derive(Debug, Clone, Args)]
+pub struct EmbedSettings {
+    /// Arithmetic of the embedding model: `auto` (bf16 on a CPU with AVX-512 BF16, else
+    /// f32), `f32` (full precision), `bf16`, or `f16` (GPU only).
+    #[arg(
+        long,
+        env = "JOBMATCH_EMBED_PRECISION",
+        value_enum,
+        default_value_t = crate::embed::Precision::Auto,
+        global = true
+    )]
+    pub precision: crate::embed::Precision,
+    /// Code that runs the model on CPU: `auto` (jobmatch's AVX-512 kernels where the CPU
+    /// has AVX-512) or `candle` (candle's ops only).
+    #[arg(
+        long,
+        env = "JOBMATCH_EMBED_KERNELS",
+        value_enum,
+        default_value_t = crate::embed::Kernels::Auto,
+        global = true
+    )]
+    pub embed_kernels: crate::embed::Kernels,
+    /// Most texts in one forward pass.
+    #[arg(
+        long,
+        env = "JOBMATCH_EMBED_MAX_BATCH_TEXTS",
+        default_value_t = 32,
+        global = true
+    )]
+    pub embed_max_batch_texts: usize,
+    /// Most tokens in one forward pass.
+    #[arg(
+        long,
+        env = "JOBMATCH_EMBED_MAX_BATCH_TOKENS",
+        default_value_t = 8192,
+        global = true
+    )]
+    pub embed_max_batch_tokens: usize,
+    /// Most texts queued or being embedded; past it the API answers 429 and the NATS
+    /// role waits.
+    #[arg(
+        long,
+        env = "JOBMATCH_EMBED_QUEUE",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub embed_queue: usize,
+    /// Most texts in one API request.
+    #[arg(
+        long,
+        env = "JOBMATCH_EMBED_MAX_INPUTS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub embed_max_inputs: usize,
+}
+
+impl EmbedSettings {
+    pub fn batcher(&self) -> crate::embed::BatcherConfig {
+        crate::embed::BatcherConfig {
+            max_batch_texts: self.embed_max_batch_texts,
+            max_batch_tokens: self.embed_max_batch_tokens,
+            max_queued_texts: self.embed_queue,
+        }
+    }
+
+    /// The model's own batch shaping (padded tokens) follows the queue's.
+    pub fn model_limits(&self) -> crate::embed::model::BatchLimits {
+        crate::embed::model::BatchLimits {
+            max_texts: self.embed_max_batch_texts.max(1),
+            max_tokens: self.embed_max_batch_tokens.max(1),
+        }
+    }
 }
 
 impl Connections {

@@ -28,8 +28,13 @@ fn input_text(line: &str, number: usize) -> anyhow::Result<String> {
 }
 
 pub fn embed(c: &Connections) -> anyhow::Result<()> {
-    let model = SentenceEmbedder::load(&c.model_dir, c.precision)
-        .map_err(|e| anyhow::anyhow!("{e} (model directory {})", c.model_dir.display()))?;
+    let model = SentenceEmbedder::load(
+        &c.model_dir,
+        c.embedding.precision,
+        c.embedding.embed_kernels,
+    )
+    .map_err(|e| anyhow::anyhow!("{e} (model directory {})", c.model_dir.display()))?
+    .with_limits(c.embedding.model_limits());
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut texts = Vec::new();

@@ -1,5 +1,6 @@
-//! The worker's own HTTP endpoints: `/health` (the process runs), `/ready` (every role
-//! it runs has started, per role) and `/metrics` (Prometheus text format).
+//! The worker's HTTP server: `/health` (the process runs), `/ready` (every role it runs
+//! has started, per role), `/metrics` (Prometheus text format), and the REST API
+//! (`crate::api`) where the process runs the embedder.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,15 +25,24 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    api: Option<Router>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .with_state(AppState { metrics, readiness });
+    let serves_api = api.is_some();
+    if let Some(api) = api {
+        app = app.merge(api);
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /health, /ready, /metrics");
+    if serves_api {
+        tracing::info!(%addr, "serving /health, /ready, /metrics, the embedding API and /openapi.json");
+    } else {
+        tracing::info!(%addr, "serving /health, /ready, /metrics");
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await?;

@@ -5,6 +5,7 @@
 //! boards ─HTTP─► fetch ─► JOBS ─► embed ─► VECTORS ─► matcher (store) ─► MATCHES ─► notify ─► SMTP / Slack
 //! ```
 
+pub mod api;
 pub mod bus;
 pub mod cli;
 pub mod commands;

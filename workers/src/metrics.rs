@@ -4,6 +4,8 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +37,39 @@ pub struct Metrics {
     pub notice_family: Family<ChannelLabel, Counter>,
     pub notice_failure_family: Family<ChannelLabel, Counter>,
     pub notices_duplicate: Counter,
+    pub embed: EmbedMetrics,
+}
+
+/// The embedding queue and backend.
+pub struct EmbedMetrics {
+    /// Texts waiting for a batch.
+    pub queue_depth: Gauge,
+    /// Texts per forward pass.
+    pub batch_texts: Histogram,
+    /// Tokens per forward pass (before padding).
+    pub batch_tokens: Histogram,
+    /// Seconds per forward pass.
+    pub batch_seconds: Histogram,
+    /// Tokens embedded.
+    pub tokens: Counter,
+    /// Throughput of the last batch.
+    pub tokens_per_second: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Requests answered "busy" because the queue was full.
+    pub overloaded: Counter,
+}
+
+impl Default for EmbedMetrics {
+    fn default() -> Self {
+        Self {
+            queue_depth: Gauge::default(),
+            batch_texts: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            batch_tokens: Histogram::new(exponential_buckets(16.0, 2.0, 12)),
+            batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            tokens: Counter::default(),
+            tokens_per_second: Gauge::default(),
+            overloaded: Counter::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -116,6 +151,41 @@ impl Metrics {
             "embed_truncations",
             "Texts cut at the model's token limit",
             self.truncations.clone(),
+        );
+        r.register(
+            "embed_queue_depth",
+            "Texts waiting for an embedding batch",
+            self.embed.queue_depth.clone(),
+        );
+        r.register(
+            "embed_batch_texts",
+            "Texts per embedding forward pass",
+            self.embed.batch_texts.clone(),
+        );
+        r.register(
+            "embed_batch_tokens",
+            "Tokens per embedding forward pass, before padding",
+            self.embed.batch_tokens.clone(),
+        );
+        r.register(
+            "embed_batch_seconds",
+            "Seconds per embedding forward pass",
+            self.embed.batch_seconds.clone(),
+        );
+        r.register(
+            "embed_tokens",
+            "Tokens embedded, after truncation",
+            self.embed.tokens.clone(),
+        );
+        r.register(
+            "embed_tokens_per_second",
+            "Tokens per second of the last embedding batch",
+            self.embed.tokens_per_second.clone(),
+        );
+        r.register(
+            "embed_overloaded",
+            "Embedding requests refused because the queue was full",
+            self.embed.overloaded.clone(),
         );
         r.register("matches_found", "Matches found", self.matches_found.clone());
         r.register(

@@ -11,11 +11,11 @@ use tracing::{error, info, warn};
 
 use crate::bus::Bus;
 use crate::cli::{Connections, Role};
-use crate::embed::SentenceEmbedder;
+use crate::embed::{Batcher, SentenceEmbedder, Wait};
 use crate::metrics::Metrics;
 use crate::notify::{Delivery, RetryPolicy};
 use crate::store::{AnyStore, embedded::EmbeddedStore, qdrant::QdrantStore};
-use crate::{config, http, matcher, notify};
+use crate::{api, config, http, matcher, notify};
 
 /// How often progress reports are merged into the reports bucket.
 const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -45,14 +45,31 @@ pub async fn apply_files(bus: &Bus, files: &[std::path::PathBuf]) -> anyhow::Res
 }
 
 fn load_model(c: &Connections) -> anyhow::Result<Arc<SentenceEmbedder>> {
-    let started = std::time::Instant::now();
-    let model = SentenceEmbedder::load(&c.model_dir, c.precision).map_err(|e| {
+    let model = SentenceEmbedder::load(&c.model_dir, c.embedding.precision, c.embedding.embed_kernels).map_err(|e| {
         anyhow::anyhow!("{e}\n  model directory: {} (set --model-dir or JOBMATCH_MODEL_DIR; scripts/setup.sh installs all-MiniLM-L6-v2)", c.model_dir.display())
     })?;
-    // Warm-up: the first pass allocates; readiness waits for it.
-    model.embed(&["warm-up"])?;
-    info!(dir = %c.model_dir.display(), device = ?model.device(), dimension = model.dimension(), ms = started.elapsed().as_millis() as u64, "model loaded");
-    Ok(Arc::new(model))
+    Ok(Arc::new(model.with_limits(c.embedding.model_limits())))
+}
+
+/// Loads the model once, starts the batching queue, and embeds a warm-up batch through
+/// it (the first pass allocates), so that readiness means the first request is fast.
+async fn start_embedder(c: &Connections, metrics: Arc<Metrics>) -> anyhow::Result<Batcher> {
+    let started = std::time::Instant::now();
+    let loader = c.clone();
+    let model = tokio::task::spawn_blocking(move || load_model(&loader)).await??;
+    let batcher = Batcher::start(model, c.embedding.batcher(), metrics)?;
+    let warm_up = vec!["warm-up: senior software engineer, remote".to_owned(); 4];
+    batcher.embed(warm_up, Wait::Yes).await?;
+    let model = batcher.model();
+    info!(
+        dir = %c.model_dir.display(),
+        device = ?model.device(),
+        precision = model.precision(),
+        dimension = model.dimension(),
+        ms = started.elapsed().as_millis() as u64,
+        "model loaded and warmed up"
+    );
+    Ok(batcher)
 }
 
 pub async fn run_roles(
@@ -66,10 +83,18 @@ pub async fn run_roles(
         roles.iter().map(|r| (r.name(), false)).collect(),
     ));
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
+    // Set once the model is warm; until then the embedding API answers 503.
+    let embedder: Arc<std::sync::OnceLock<Batcher>> = Arc::default();
     if let Some(addr) = c.listen {
         let (metrics, readiness, cancel) = (metrics.clone(), readiness.clone(), cancel.clone());
+        let api = roles.contains(&Role::Embedder).then(|| {
+            api::router(api::ApiState {
+                embedder: embedder.clone(),
+                max_inputs: c.embedding.embed_max_inputs.max(1),
+            })
+        });
         tasks.spawn(async move {
-            http::serve(addr, metrics, readiness, cancel).await?;
+            http::serve(addr, metrics, readiness, api, cancel).await?;
             Ok("http")
         });
     }
@@ -87,12 +112,11 @@ pub async fn run_roles(
             Ok("reports")
         });
     }
-    let model = if roles.contains(&Role::Embedder) {
-        let c = c.clone();
-        Some(tokio::task::spawn_blocking(move || load_model(&c)).await??)
-    } else {
-        None
-    };
+    if roles.contains(&Role::Embedder) {
+        let batcher = start_embedder(c, metrics.clone()).await?;
+        // Only this function sets it, once.
+        let _ = embedder.set(batcher);
+    }
     let ready = |role: Role| {
         let readiness = readiness.clone();
         move || {
@@ -117,12 +141,13 @@ pub async fn run_roles(
                 });
             }
             Role::Embedder => {
-                let model = model
-                    .clone()
+                let batcher = embedder
+                    .get()
+                    .cloned()
                     .ok_or_else(|| anyhow::anyhow!("model not loaded"))?;
                 tasks.spawn(async move {
                     mark_ready();
-                    crate::embed::role::run(bus, model, metrics, cancel).await?;
+                    crate::embed::role::run(bus, batcher, cancel).await?;
                     Ok("embedder")
                 });
             }

@@ -29,39 +29,50 @@ pub fn supported(head_dim: usize) -> bool {
     }
 }
 
-/// `qkv` is `[batch, seq, 3 × heads × head_dim]` (queries, keys, values); `lengths` the
-/// real tokens of each sequence. Returns the context `[batch, seq, heads × head_dim]`,
-/// zero at padded positions. Callers check [`supported`].
+/// `qkv` holds the rows of consecutive sequences, `3 × heads × head_dim` floats a row
+/// (queries, keys, values); sequence `i` takes `rows[i]` rows, of which the first
+/// `lengths[i]` are real tokens (the rest padding; `rows == lengths` for packed input).
+/// Returns the context, `heads × head_dim` floats a row, zero at padded rows. Callers
+/// check [`supported`].
 pub fn attention(
     qkv: &[f32],
+    rows: &[usize],
     lengths: &[usize],
-    seq: usize,
     heads: usize,
     head_dim: usize,
 ) -> Vec<f32> {
     let hidden = heads * head_dim;
-    let mut out = vec![0f32; lengths.len() * seq * hidden];
-    out.par_chunks_mut(seq * hidden)
-        .zip(qkv.par_chunks(seq * 3 * hidden))
-        .zip(lengths.par_iter())
-        .for_each(|((out, qkv), &len)| {
-            let shape = Shape {
-                len: len.min(seq),
-                heads,
-                head_dim,
-            };
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `supported()` checked AVX-512F and the head size; the kernel reads
-            // `len` rows of `qkv` and writes `len` rows of `out`, both `seq` rows long.
-            unsafe {
-                kernel::sequence(qkv, out, shape)
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                let _ = (out, qkv, shape);
-                unreachable!("attention::supported() is false off x86_64");
-            }
-        });
+    let total: usize = rows.iter().sum();
+    assert_eq!(qkv.len(), total * 3 * hidden, "qkv holds every row");
+    assert_eq!(rows.len(), lengths.len(), "a length per sequence");
+    let mut out = vec![0f32; total * hidden];
+    // Each sequence's rows of input and output, split off in order.
+    let mut work = Vec::with_capacity(rows.len());
+    let (mut out_rest, mut qkv_rest) = (out.as_mut_slice(), qkv);
+    for (&n, &len) in rows.iter().zip(lengths) {
+        let (out_seq, o) = out_rest.split_at_mut(n * hidden);
+        let (qkv_seq, q) = qkv_rest.split_at(n * 3 * hidden);
+        (out_rest, qkv_rest) = (o, q);
+        work.push((out_seq, qkv_seq, len.min(n)));
+    }
+    work.into_par_iter().for_each(|(out, qkv, len)| {
+        let shape = Shape {
+            len,
+            heads,
+            head_dim,
+        };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `supported()` checked AVX-512F and the head size; the kernel reads
+        // `len` rows of `qkv` and writes `len` rows of `out`, both at least that long.
+        unsafe {
+            kernel::sequence(qkv, out, shape)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (out, qkv, shape);
+            unreachable!("attention::supported() is false off x86_64");
+        }
+    });
     out
 }
 
@@ -287,7 +298,8 @@ mod tests {
                     (state >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
                 })
                 .collect();
-            let got = attention(&qkv, &lengths, seq, heads, hd);
+            // Padded: every sequence `seq` rows.
+            let got = attention(&qkv, &[seq; 3], &lengths, heads, hd);
             let h = heads * hd;
             for (b, &len) in lengths.iter().enumerate() {
                 let want = reference(

@@ -161,9 +161,12 @@ impl Embeddings {
         })
     }
 
-    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let (_, seq) = ids.dims2()?;
-        let positions = Tensor::arange(0u32, seq as u32, ids.device())?;
+    /// `ids` is `[batch, seq]`, or `[tokens]` with `positions` of each.
+    fn forward(&self, ids: &Tensor, positions: Option<&Tensor>) -> Result<Tensor> {
+        let positions = match positions {
+            Some(p) => p.clone(),
+            None => Tensor::arange(0u32, ids.dim(D::Minus1)? as u32, ids.device())?,
+        };
         let words = self.words.forward(ids)?;
         let positions = self.positions.forward(&positions)?;
         // Single-segment input: every token type is 0, so its embedding is one row.
@@ -211,21 +214,16 @@ impl Layer {
         })
     }
 
-    /// `mask_bias` is `[batch, 1, 1, seq]`: 0 for tokens, a large negative for padding;
-    /// `lengths` the real tokens of each sequence (padding comes last).
-    fn forward(&self, x: &Tensor, mask_bias: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-        let (batch, seq, hidden) = x.dims3()?;
+    fn forward(&self, x: &Tensor, attend: &Attend) -> Result<Tensor> {
         let qkv = self.qkv.forward(x, false)?;
-        let context = if qkv.device().is_cpu()
-            && qkv.dtype() == DType::F32
-            && attention::supported(self.head_dim)
-        {
-            let context = with_cpu_f32(&qkv, |qkv| {
-                attention::attention(qkv, lengths, seq, self.heads, self.head_dim)
-            })?;
-            Tensor::from_vec(context, (batch, seq, hidden), x.device())?
-        } else {
-            self.attend_sliced(&qkv, mask_bias)?
+        let context = match attend {
+            Attend::Padded { mask_bias } => self.attend_sliced(&qkv, mask_bias)?,
+            Attend::Packed { lengths } => {
+                let context = with_cpu_f32(&qkv, |qkv| {
+                    attention::attention(qkv, lengths, lengths, self.heads, self.head_dim)
+                })?;
+                Tensor::from_vec(context, x.shape(), x.device())?
+            }
         };
         let attended = self
             .attention_norm
@@ -284,15 +282,33 @@ impl Layer {
     }
 }
 
+/// How a layer attends.
+enum Attend<'a> {
+    /// `[batch, seq, hidden]` states; `mask_bias` is `[batch, 1, 1, seq]`, 0 for tokens and
+    /// a large negative for padding. candle's ops, on any device.
+    Padded { mask_bias: &'a Tensor },
+    /// `[tokens, hidden]` states of sequences laid end to end, no padding; the AVX-512
+    /// kernel.
+    Packed { lengths: &'a [usize] },
+}
+
 /// The encoder stack.
 pub struct BertModel {
     embeddings: Embeddings,
     layers: Vec<Layer>,
     device: Device,
+    dtype: DType,
+    own_kernels: bool,
 }
 
 impl BertModel {
-    pub fn load(vb: VarBuilder, config: &BertConfig, precision: LinearPrecision) -> Result<Self> {
+    /// `own_kernels: false` keeps to candle's ops (no packed batches).
+    pub fn load(
+        vb: VarBuilder,
+        config: &BertConfig,
+        precision: LinearPrecision,
+        own_kernels: bool,
+    ) -> Result<Self> {
         if config.hidden_act != "gelu" {
             candle_core::bail!(
                 "hidden_act {:?} is not supported (only \"gelu\")",
@@ -312,6 +328,8 @@ impl BertModel {
             embeddings,
             layers,
             device: vb.device().clone(),
+            dtype: vb.dtype(),
+            own_kernels,
         })
     }
 
@@ -319,22 +337,46 @@ impl BertModel {
         &self.device
     }
 
-    /// `ids` and `mask` are `[batch, seq]` u32; returns `[batch, seq, hidden]` f32.
+    /// Whether [`BertModel::forward_packed`] runs here: f32 states on a CPU with
+    /// AVX-512F. Packed batches spend nothing on padding.
+    pub fn packs(&self) -> bool {
+        self.own_kernels
+            && self.device.is_cpu()
+            && self.dtype == DType::F32
+            && self
+                .layers
+                .first()
+                .is_some_and(|l| attention::supported(l.head_dim))
+    }
+
+    /// `ids` and `mask` are `[batch, seq]` u32; returns `[batch, seq, hidden]`.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (batch, seq) = mask.dims2()?;
         // (1 - mask) * -10000: padding gets no attention weight (exp underflows to 0).
         let mask_bias =
             ((mask.to_dtype(DType::F32)? - 1.0)? * 10_000.0)?.reshape((batch, 1, 1, seq))?;
-        let mut x = self.embeddings.forward(ids)?;
+        let mut x = self.embeddings.forward(ids, None)?;
         let mask_bias = mask_bias.to_dtype(x.dtype())?;
-        let lengths: Vec<usize> = mask
-            .sum(1)?
-            .to_vec1::<u32>()?
-            .into_iter()
-            .map(|n| n as usize)
-            .collect();
+        let attend = Attend::Padded {
+            mask_bias: &mask_bias,
+        };
         for layer in &self.layers {
-            x = layer.forward(&x, &mask_bias, &lengths)?;
+            x = layer.forward(&x, &attend)?;
+        }
+        Ok(x)
+    }
+
+    /// Sequences laid end to end: `ids` `[tokens]` u32, `lengths` of each sequence;
+    /// returns `[tokens, hidden]`. Only where [`BertModel::packs`].
+    pub fn forward_packed(&self, ids: &[u32], lengths: &[usize]) -> Result<Tensor> {
+        let positions: Vec<u32> = lengths.iter().flat_map(|&n| 0..n as u32).collect();
+        let tokens = ids.len();
+        let ids = Tensor::from_slice(ids, tokens, &self.device)?;
+        let positions = Tensor::from_vec(positions, tokens, &self.device)?;
+        let mut x = self.embeddings.forward(&ids, Some(&positions))?;
+        let attend = Attend::Packed { lengths };
+        for layer in &self.layers {
+            x = layer.forward(&x, &attend)?;
         }
         Ok(x)
     }

@@ -1,7 +1,9 @@
 //! Embedding: sentence-transformer models on candle, and the `embedder` role.
 
+pub mod batcher;
 mod bert;
 pub mod model;
 pub mod role;
 
-pub use model::{EmbedError, Embeddings, Precision, SentenceEmbedder};
+pub use batcher::{Batcher, BatcherConfig, Embedded, Overlong, SubmitError, Wait};
+pub use model::{EmbedError, Embeddings, Kernels, Precision, SentenceEmbedder};

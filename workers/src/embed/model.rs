@@ -45,6 +45,17 @@ pub enum EmbedError {
     },
 }
 
+/// Which code runs the model on CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Kernels {
+    /// jobmatch's AVX-512 kernels where the CPU has AVX-512 (packed batches without
+    /// padding, bf16 linear layers), candle's ops elsewhere.
+    #[default]
+    Auto,
+    /// candle's ops only, as on a GPU or a CPU without AVX-512 (for comparison and tests).
+    Candle,
+}
+
 /// The arithmetic the model runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Precision {
@@ -122,6 +133,13 @@ impl Default for BatchLimits {
     }
 }
 
+/// One text's token ids, and whether it was cut at the model's limit.
+#[derive(Debug, Clone)]
+pub struct Tokenized {
+    pub ids: Vec<u32>,
+    pub truncated: bool,
+}
+
 /// Vectors in input order, and how many inputs were cut at the model's limit.
 #[derive(Debug)]
 pub struct Embeddings {
@@ -178,14 +196,30 @@ fn read_optional_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Optio
 
 impl SentenceEmbedder {
     /// Loads a model directory onto the GPU when one is built in and present, else the CPU.
-    pub fn load(dir: &Path, precision: Precision) -> Result<Self, EmbedError> {
+    pub fn load(dir: &Path, precision: Precision, kernels: Kernels) -> Result<Self, EmbedError> {
         let device = Device::cuda_if_available(0)?;
-        Self::load_on(dir, &device, precision)
+        Self::load_on(dir, &device, precision, kernels)
     }
 
-    pub fn load_on(dir: &Path, device: &Device, precision: Precision) -> Result<Self, EmbedError> {
-        let (dtype, linear) =
-            resolve_precision(precision, !device.is_cpu(), PackedLinear::supported())?;
+    pub fn load_on(
+        dir: &Path,
+        device: &Device,
+        precision: Precision,
+        kernels: Kernels,
+    ) -> Result<Self, EmbedError> {
+        if kernels == Kernels::Candle && device.is_cpu() && precision == Precision::Bf16 {
+            return Err(EmbedError::Precision {
+                requested: precision,
+                device: "CPU",
+                why: "bf16 on CPU needs jobmatch's kernels, which --embed-kernels candle turns off",
+            });
+        }
+        let own_kernels = kernels == Kernels::Auto;
+        let (dtype, linear) = resolve_precision(
+            precision,
+            !device.is_cpu(),
+            own_kernels && PackedLinear::supported(),
+        )?;
         let required = |name: &'static str| -> Result<PathBuf, EmbedError> {
             let path = dir.join(name);
             if path.is_file() {
@@ -229,7 +263,7 @@ impl SentenceEmbedder {
         // SAFETY: the weights file is memory-mapped read-only; candle copies what it
         // needs and the file is not modified while the model lives.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device)? };
-        let model = BertModel::load(vb, &config, linear)?;
+        let model = BertModel::load(vb, &config, linear, own_kernels)?;
         Ok(Self {
             model,
             tokenizer,
@@ -249,6 +283,10 @@ impl SentenceEmbedder {
     pub fn with_limits(mut self, limits: BatchLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    pub fn limits(&self) -> BatchLimits {
+        self.limits
     }
 
     /// Length of each vector.
@@ -272,44 +310,107 @@ impl SentenceEmbedder {
 
     /// Tokens the model reads for these texts: after truncation, special tokens included.
     pub fn count_tokens<S: AsRef<str>>(&self, texts: &[S]) -> Result<usize, EmbedError> {
+        Ok(self.tokenize(texts)?.iter().map(|t| t.ids.len()).sum())
+    }
+
+    /// Token ids of each text, cut at the model's limit.
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Tokenized>, EmbedError> {
         let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         let encodings = self
             .tokenizer
             .encode_batch(inputs, true)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        Ok(encodings.iter().map(|e| e.get_ids().len()).sum())
+        Ok(encodings
+            .into_iter()
+            .map(|e| Tokenized {
+                truncated: !e.get_overflowing().is_empty(),
+                ids: e.get_ids().to_vec(),
+            })
+            .collect())
     }
 
     /// Embeds texts, returning one vector per text in input order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Embeddings, EmbedError> {
-        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch(inputs, true)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let truncated = encodings
-            .iter()
-            .filter(|e| !e.get_overflowing().is_empty())
-            .count();
+        let tokenized = self.tokenize(texts)?;
+        let truncated = tokenized.iter().filter(|t| t.truncated).count();
+        let ids: Vec<&[u32]> = tokenized.iter().map(|t| t.ids.as_slice()).collect();
+        let vectors = self.embed_tokenized(&ids)?;
+        Ok(Embeddings { vectors, truncated })
+    }
 
+    /// Embeds tokenized texts, one vector each in input order. Texts are sorted by
+    /// length and cut into batches of at most `max_texts` texts and `max_tokens` padded
+    /// tokens, so that little is spent on padding; padding never changes a vector.
+    pub fn embed_tokenized(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
         // Longest first: batches of similar lengths waste little on padding.
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
 
-        let mut vectors = vec![Vec::new(); encodings.len()];
+        let packs = self.model.packs();
+        let mut vectors = vec![Vec::new(); texts.len()];
         let mut start = 0;
         while start < order.len() {
-            let longest = encodings[order[start]].get_ids().len().max(1);
-            let fit = (self.limits.max_tokens / longest).clamp(1, self.limits.max_texts);
-            let end = (start + fit).min(order.len());
+            let longest = texts[order[start]].len().max(1);
+            let end = if packs {
+                // No padding: the budget counts real tokens.
+                let mut end = start;
+                let mut tokens = 0;
+                while end < order.len()
+                    && (end == start
+                        || (end - start < self.limits.max_texts
+                            && tokens + texts[order[end]].len() <= self.limits.max_tokens))
+                {
+                    tokens += texts[order[end]].len();
+                    end += 1;
+                }
+                end
+            } else {
+                let fit = (self.limits.max_tokens / longest).clamp(1, self.limits.max_texts);
+                (start + fit).min(order.len())
+            };
             let batch = &order[start..end];
-            let rows = self.forward(batch.iter().map(|&i| encodings[i].get_ids()), longest)?;
+            let rows = if packs {
+                self.forward_packed(batch.iter().map(|&i| texts[i]))?
+            } else {
+                self.forward(batch.iter().map(|&i| texts[i]), longest)?
+            };
             for (&i, row) in batch.iter().zip(rows) {
                 vectors[i] = row;
             }
             start = end;
         }
-        Ok(Embeddings { vectors, truncated })
+        Ok(vectors)
+    }
+
+    /// One forward pass over texts laid end to end, without padding.
+    fn forward_packed<'a>(
+        &self,
+        texts: impl Iterator<Item = &'a [u32]>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut ids = Vec::new();
+        let mut lengths = Vec::new();
+        for text in texts {
+            ids.extend_from_slice(text);
+            lengths.push(text.len());
+        }
+        let hidden = self.model.forward_packed(&ids, &lengths)?;
+        let mut pooled = Vec::with_capacity(lengths.len());
+        let mut offset = 0;
+        for &len in &lengths {
+            let rows = hidden.narrow(0, offset, len.max(1))?;
+            pooled.push(match self.pooling {
+                Pooling::Mean => rows.mean(0)?,
+                Pooling::Cls => rows.get(0)?,
+            });
+            offset += len;
+        }
+        let pooled = Tensor::stack(&pooled, 0)?;
+        let pooled = if self.normalize {
+            l2_normalize(&pooled)?
+        } else {
+            pooled
+        };
+        Ok(pooled.to_vec2()?)
     }
 
     /// One forward pass over texts padded to `seq` tokens.

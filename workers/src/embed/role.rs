@@ -3,9 +3,9 @@
 //! Contract: reads the JOBS stream in batches and publishes each posting with its vector
 //! to `jobmatch.vectors.job`; watches `subscription.*` config entries and publishes each
 //! resume's vector (or its deletion) to `jobmatch.vectors.subscription`. Messages are
-//! acknowledged only after their vectors are published.
+//! acknowledged only after their vectors are published. Texts go through the shared
+//! batching queue (the HTTP API's too), waiting for room when it is full.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
@@ -17,32 +17,24 @@ use jobmatch_core::messages::{self as m, Embedded, SubscriptionConfig, Subscript
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::SentenceEmbedder;
+use super::{Batcher, Wait};
 use crate::bus::{Bus, ConfigEvent};
-use crate::metrics::Metrics;
 
 /// Most postings embedded in one pass.
 const BATCH: usize = 64;
 
-/// Embeds on a blocking thread, so the async runtime keeps serving NATS meanwhile.
-pub async fn embed_blocking(
-    model: &Arc<SentenceEmbedder>,
-    metrics: &Metrics,
-    texts: Vec<String>,
-) -> anyhow::Result<Vec<Vec<f32>>> {
-    let model = model.clone();
+/// Embeds through the queue, waiting for room rather than failing when it is full.
+pub async fn embed_texts(batcher: &Batcher, texts: Vec<String>) -> anyhow::Result<Vec<Vec<f32>>> {
     let count = texts.len();
-    let embeddings = tokio::task::spawn_blocking(move || model.embed(&texts)).await??;
-    metrics.texts_embedded.inc_by(count as u64);
-    if embeddings.truncated > 0 {
-        metrics.truncations.inc_by(embeddings.truncated as u64);
+    let embedded = batcher.embed(texts, Wait::Yes).await?;
+    if embedded.truncated > 0 {
         info!(
-            truncated = embeddings.truncated,
+            truncated = embedded.truncated,
             of = count,
             "texts cut at the model's token limit"
         );
     }
-    Ok(embeddings.vectors)
+    Ok(embedded.vectors)
 }
 
 async fn publish(
@@ -59,26 +51,20 @@ async fn publish(
     Ok(())
 }
 
-pub async fn run(
-    bus: Bus,
-    model: Arc<SentenceEmbedder>,
-    metrics: Arc<Metrics>,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(bus: Bus, batcher: Batcher, cancel: CancellationToken) -> anyhow::Result<()> {
     let consumer = bus.consumer(m::EMBEDDER_CONSUMER).await?;
     let subscriptions = bus
         .watch_config::<SubscriptionConfig>("subscription")
         .await?;
     info!(
-        dimension = model.dimension(),
-        max_tokens = model.max_seq_len(),
+        dimension = batcher.model().dimension(),
+        max_tokens = batcher.model().max_seq_len(),
         "embedder started"
     );
     // Resumes and postings are two loops: neither waits behind the other, and dropping
     // one's future never abandons a half-received batch of the other.
     let resumes = {
-        let (bus, model, metrics, cancel) =
-            (bus.clone(), model.clone(), metrics.clone(), cancel.clone());
+        let (bus, batcher, cancel) = (bus.clone(), batcher.clone(), cancel.clone());
         async move {
             let mut subscriptions = std::pin::pin!(subscriptions);
             loop {
@@ -86,7 +72,7 @@ pub async fn run(
                     _ = cancel.cancelled() => return Ok(()),
                     event = subscriptions.next() => event.ok_or_else(|| anyhow::anyhow!("config watch ended"))?,
                 };
-                if let Err(e) = subscription_changed(&bus, &model, &metrics, event).await {
+                if let Err(e) = subscription_changed(&bus, &batcher, event).await {
                     warn!(error = %e, "embedding a resume failed; it is retried when the subscription changes or the embedder restarts");
                 }
             }
@@ -116,7 +102,7 @@ pub async fn run(
                 }
             }
             if !messages.is_empty() {
-                embed_postings(&bus, &model, &metrics, messages).await?;
+                embed_postings(&bus, &batcher, messages).await?;
             }
         }
         anyhow::Ok(())
@@ -128,8 +114,7 @@ pub async fn run(
 
 async fn embed_postings(
     bus: &Bus,
-    model: &Arc<SentenceEmbedder>,
-    metrics: &Metrics,
+    batcher: &Batcher,
     messages: Vec<async_nats::jetstream::Message>,
 ) -> anyhow::Result<()> {
     let mut postings = Vec::new();
@@ -165,7 +150,7 @@ async fn embed_postings(
         return Ok(());
     }
     let texts = postings.iter().map(Posting::embedding_text).collect();
-    let vectors = match embed_blocking(model, metrics, texts).await {
+    let vectors = match embed_texts(batcher, texts).await {
         Ok(vectors) => vectors,
         Err(e) => {
             warn!(error = %e, count = accepted.len(), "embedding failed; postings will be redelivered");
@@ -194,8 +179,7 @@ async fn embed_postings(
 
 async fn subscription_changed(
     bus: &Bus,
-    model: &Arc<SentenceEmbedder>,
-    metrics: &Metrics,
+    batcher: &Batcher,
     event: ConfigEvent<SubscriptionConfig>,
 ) -> anyhow::Result<()> {
     match event {
@@ -206,7 +190,7 @@ async fn subscription_changed(
                 subscription.name,
                 digest_hex(&[subscription.resume.as_bytes(), &criteria])
             );
-            let vector = embed_blocking(model, metrics, vec![subscription.resume.clone()])
+            let vector = embed_texts(batcher, vec![subscription.resume.clone()])
                 .await?
                 .pop()
                 .ok_or_else(|| anyhow::anyhow!("model returned no vector"))?;

@@ -1,0 +1,210 @@
+//! The embedding endpoints: `POST /api/embed` (one text) and `POST /api/batch-embed`
+//! (many), as in the system jobmatch replaces, and TEI's `POST /embed`.
+//!
+//! Every text goes through the shared batching queue without waiting for room: a full
+//! queue answers 429 with `Retry-After`. Texts over the model's limit are cut and
+//! counted (`truncated` in the body, `x-truncated-inputs` on every answer), or refused
+//! with TEI's `truncate: false`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, ApiJson, ApiState, ErrorBody};
+use crate::embed::{Embedded, Overlong, Wait};
+
+/// Header on every embedding answer: how many inputs were cut at the model's limit.
+pub const TRUNCATED_HEADER: &str = "x-truncated-inputs";
+
+/// One text.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmbedRequest {
+    /// The text to embed (cut at the model's token limit).
+    #[schema(example = "Senior Rust engineer, remote, Kubernetes")]
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbedResponse {
+    /// Unit-length vector.
+    pub embedding: Vec<f32>,
+    /// Length of the vector.
+    pub dimension: usize,
+    /// Tokens the model read (after truncation, special tokens included).
+    pub tokens: usize,
+    /// Whether the text was cut at the model's limit.
+    pub truncated: bool,
+}
+
+/// Many texts.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BatchEmbedRequest {
+    /// The texts to embed, at most the server's `--embed-max-inputs` (256 by default).
+    pub texts: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchEmbedResponse {
+    /// One vector per text, in order.
+    pub embeddings: Vec<Vec<f32>>,
+    pub dimension: usize,
+    /// Tokens the model read, in all.
+    pub tokens: usize,
+    /// How many texts were cut at the model's limit.
+    pub truncated: usize,
+}
+
+/// TEI's request: one text or many.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TeiEmbedRequest {
+    pub inputs: TeiInputs,
+    /// Cut texts over the model's limit (default) or refuse them with 422.
+    #[serde(default)]
+    pub truncate: Option<bool>,
+    /// Vectors come unit-length; `false` is refused.
+    #[serde(default)]
+    pub normalize: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TeiInputs {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Refuses empty requests, blank texts and more texts than allowed.
+fn validate(texts: &[String], max_inputs: usize) -> Result<(), ApiError> {
+    if texts.is_empty() {
+        return Err(ApiError::validation("no texts to embed"));
+    }
+    if texts.len() > max_inputs {
+        return Err(ApiError::too_many(texts.len(), max_inputs));
+    }
+    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+        return Err(ApiError::validation(format!("text {i} is empty")));
+    }
+    Ok(())
+}
+
+async fn run(
+    state: &ApiState,
+    texts: Vec<String>,
+    overlong: Overlong,
+) -> Result<(Embedded, usize), ApiError> {
+    validate(&texts, state.max_inputs)?;
+    let batcher = state.batcher()?;
+    let embedded = batcher.embed_with(texts, Wait::No, overlong).await?;
+    Ok((embedded, batcher.model().dimension()))
+}
+
+fn with_truncated(truncated: usize, body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        HeaderName::from_static(TRUNCATED_HEADER),
+        HeaderValue::from(truncated),
+    );
+    response
+}
+
+/// Embeds one text.
+#[utoipa::path(
+    post,
+    path = "/api/embed",
+    tag = "embed",
+    request_body = EmbedRequest,
+    responses(
+        (status = 200, description = "The vector", body = EmbedResponse),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Empty text, or a field of the wrong type", body = ErrorBody),
+        (status = 429, description = "The queue is full; retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "The model is still loading", body = ErrorBody),
+    )
+)]
+pub async fn embed(
+    State(state): State<ApiState>,
+    ApiJson(request): ApiJson<EmbedRequest>,
+) -> Result<Response, ApiError> {
+    let (mut embedded, dimension) = run(&state, vec![request.text], Overlong::Truncate).await?;
+    let embedding = embedded.vectors.pop().unwrap_or_default();
+    Ok(with_truncated(
+        embedded.truncated,
+        Json(EmbedResponse {
+            embedding,
+            dimension,
+            tokens: embedded.tokens,
+            truncated: embedded.truncated > 0,
+        }),
+    ))
+}
+
+/// Embeds many texts in one request.
+#[utoipa::path(
+    post,
+    path = "/api/batch-embed",
+    tag = "embed",
+    request_body = BatchEmbedRequest,
+    responses(
+        (status = 200, description = "One vector per text, in order", body = BatchEmbedResponse),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 413, description = "More texts than one request may carry", body = ErrorBody),
+        (status = 422, description = "No texts, an empty text, or a field of the wrong type", body = ErrorBody),
+        (status = 429, description = "The queue is full; retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "The model is still loading", body = ErrorBody),
+    )
+)]
+pub async fn batch_embed(
+    State(state): State<ApiState>,
+    ApiJson(request): ApiJson<BatchEmbedRequest>,
+) -> Result<Response, ApiError> {
+    let (embedded, dimension) = run(&state, request.texts, Overlong::Truncate).await?;
+    Ok(with_truncated(
+        embedded.truncated,
+        Json(BatchEmbedResponse {
+            embeddings: embedded.vectors,
+            dimension,
+            tokens: embedded.tokens,
+            truncated: embedded.truncated,
+        }),
+    ))
+}
+
+/// text-embeddings-inference's endpoint: `{"inputs": "..." | ["...", ...]}` gives an
+/// array of vectors.
+#[utoipa::path(
+    post,
+    path = "/embed",
+    tag = "tei",
+    request_body = TeiEmbedRequest,
+    responses(
+        (status = 200, description = "One vector per input, in order", body = Vec<Vec<f32>>),
+        (status = 413, description = "More inputs than one request may carry", body = ErrorBody),
+        (status = 422, description = "No inputs, an empty input, an input over the limit with `truncate: false`, or a field of the wrong type", body = ErrorBody),
+        (status = 429, description = "The queue is full", body = ErrorBody),
+        (status = 503, description = "The model is still loading", body = ErrorBody),
+    )
+)]
+pub async fn tei_embed(
+    State(state): State<ApiState>,
+    ApiJson(request): ApiJson<TeiEmbedRequest>,
+) -> Result<Response, ApiError> {
+    if request.normalize == Some(false) {
+        return Err(ApiError::validation(
+            "normalize: false is not supported: this server returns unit-length vectors",
+        ));
+    }
+    let texts = match request.inputs {
+        TeiInputs::One(text) => vec![text],
+        TeiInputs::Many(texts) => texts,
+    };
+    let overlong = if request.truncate == Some(false) {
+        Overlong::Refuse
+    } else {
+        Overlong::Truncate
+    };
+    let (embedded, _) = run(&state, texts, overlong).await?;
+    Ok(with_truncated(embedded.truncated, Json(embedded.vectors)))
+}
