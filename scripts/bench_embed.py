@@ -9,6 +9,7 @@ limit, specials included) and the token count.
 """
 import json
 import random
+import resource
 import sys
 import time
 
@@ -61,6 +62,7 @@ def run(path, model_dir, threads):
         "texts": len(data), "tokens": tokens, "seconds": secs,
         "texts_per_s": len(data) / secs, "tokens_per_s": tokens / secs,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
 
 

@@ -10,6 +10,7 @@ DEMO="$ROOT/.cache/demo"
 BOARD_PORT=8089   # examples/sources.yaml points here
 NATS_PORT=14222
 SMTP_PORT=2525
+API_PORT=9090     # the embedding API, /metrics and /openapi.json while the demo runs
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -20,7 +21,7 @@ say "building jobmatch (the first build takes several minutes on 2 cores)"
 cargo build --bin jobmatch
 JOBMATCH="$ROOT/target/debug/jobmatch"
 
-for port in $BOARD_PORT $NATS_PORT $SMTP_PORT; do
+for port in $BOARD_PORT $NATS_PORT $SMTP_PORT $API_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "demo: port $port is in use; stop what listens there and run again" >&2
     exit 1
@@ -50,6 +51,7 @@ wait_port $NATS_PORT nats-server; wait_port $SMTP_PORT smtp; wait_port $BOARD_PO
 export JOBMATCH_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 export JOBMATCH_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
 export JOBMATCH_DATA_DIR="$DEMO/data"
+export JOBMATCH_LISTEN="127.0.0.1:$API_PORT"
 
 say "running: jobmatch all -f examples/   (log: .cache/demo/jobmatch.log)"
 "$JOBMATCH" all -f examples/ >"$DEMO/jobmatch.log" 2>&1 & pids+=($!)
@@ -63,5 +65,15 @@ for path in sorted(pathlib.Path(sys.argv[1], "new").iterdir()):
     msg = email.message_from_bytes(path.read_bytes())
     subject = " ".join(str(email.header.make_header(email.header.decode_header(msg["Subject"]))).split())
     print(f"  to {msg['To']:<24} {subject}")
+PY
+say "the embedding API: POST http://127.0.0.1:$API_PORT/api/embed (all endpoints: /openapi.json)"
+python3 - "http://127.0.0.1:$API_PORT/api/embed" <<'PY'
+import json, sys, urllib.request
+text = "Senior Rust engineer, remote in Europe, Kubernetes and NATS"
+request = urllib.request.Request(sys.argv[1], data=json.dumps({"text": text}).encode(),
+                                 headers={"content-type": "application/json"})
+answer = json.load(urllib.request.urlopen(request, timeout=30))
+print(f"  {text!r}: {answer['dimension']} dimensions, {answer['tokens']} tokens, "
+      f"[{', '.join(f'{x:.4f}' for x in answer['embedding'][:4])}, ...]")
 PY
 say "done in $(( $(date +%s) - started ))s"

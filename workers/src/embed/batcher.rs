@@ -35,7 +35,7 @@ impl Default for BatcherConfig {
     fn default() -> Self {
         Self {
             max_batch_texts: 32,
-            max_batch_tokens: 8192,
+            max_batch_tokens: 4096,
             max_queued_texts: 1024,
         }
     }
@@ -336,19 +336,12 @@ fn next_batch(shared: &Shared) -> Option<Vec<Entry>> {
         }
         queue = shared.wake.wait(queue).ok()?;
     }
-    let limits = shared.config;
-    let mut batch = Vec::new();
-    let mut tokens = 0;
-    while let Some(next) = queue.front() {
-        let len = next.ids.len();
-        if !batch.is_empty()
-            && (batch.len() >= limits.max_batch_texts || tokens + len > limits.max_batch_tokens)
-        {
-            break;
-        }
-        tokens += len;
-        batch.extend(queue.pop_front());
-    }
+    let limits = super::model::BatchLimits {
+        max_texts: shared.config.max_batch_texts,
+        max_tokens: shared.config.max_batch_tokens,
+    };
+    let take = limits.leading_fit(queue.iter().map(|e| e.ids.len()));
+    let batch: Vec<Entry> = queue.drain(..take).collect();
     shared.metrics.embed.queue_depth.set(queue.len() as i64);
     Some(batch)
 }

@@ -124,11 +124,28 @@ pub struct BatchLimits {
     pub max_tokens: usize,
 }
 
+impl BatchLimits {
+    /// How many of these texts, taken in order, make one batch: at most `max_texts`,
+    /// at most `max_tokens` tokens in all, and always at least one.
+    pub fn leading_fit(&self, lengths: impl IntoIterator<Item = usize>) -> usize {
+        let mut taken = 0;
+        let mut tokens = 0;
+        for len in lengths {
+            if taken > 0 && (taken >= self.max_texts || tokens + len > self.max_tokens) {
+                break;
+            }
+            tokens += len;
+            taken += 1;
+        }
+        taken
+    }
+}
+
 impl Default for BatchLimits {
     fn default() -> Self {
         Self {
             max_texts: 32,
-            max_tokens: 8192,
+            max_tokens: 4096,
         }
     }
 }
@@ -353,17 +370,8 @@ impl SentenceEmbedder {
             let longest = texts[order[start]].len().max(1);
             let end = if packs {
                 // No padding: the budget counts real tokens.
-                let mut end = start;
-                let mut tokens = 0;
-                while end < order.len()
-                    && (end == start
-                        || (end - start < self.limits.max_texts
-                            && tokens + texts[order[end]].len() <= self.limits.max_tokens))
-                {
-                    tokens += texts[order[end]].len();
-                    end += 1;
-                }
-                end
+                let lengths = order[start..].iter().map(|&i| texts[i].len());
+                start + self.limits.leading_fit(lengths)
             } else {
                 let fit = (self.limits.max_tokens / longest).clamp(1, self.limits.max_texts);
                 (start + fit).min(order.len())
@@ -440,5 +448,63 @@ impl SentenceEmbedder {
             pooled
         };
         Ok(pooled.to_dtype(DType::F32)?.to_vec2()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_fill_up_to_either_limit_and_take_at_least_one() {
+        let limits = BatchLimits {
+            max_texts: 3,
+            max_tokens: 100,
+        };
+        assert_eq!(limits.leading_fit([10, 10, 10, 10]), 3, "text limit");
+        assert_eq!(limits.leading_fit([60, 30, 20]), 2, "token limit");
+        assert_eq!(
+            limits.leading_fit([60, 40, 1]),
+            2,
+            "exactly the budget fits"
+        );
+        assert_eq!(
+            limits.leading_fit([500, 1]),
+            1,
+            "an oversized text goes alone"
+        );
+        assert_eq!(limits.leading_fit(std::iter::empty()), 0);
+    }
+
+    #[test]
+    fn precision_resolves_per_device_and_refuses_with_the_reason() {
+        use Precision::*;
+        let cpu = |p, bf16| resolve_precision(p, false, bf16);
+        assert!(matches!(
+            cpu(Auto, true),
+            Ok((DType::F32, LinearPrecision::Bf16))
+        ));
+        assert!(matches!(
+            cpu(Auto, false),
+            Ok((DType::F32, LinearPrecision::Native))
+        ));
+        assert!(matches!(
+            cpu(F32, true),
+            Ok((DType::F32, LinearPrecision::Native))
+        ));
+        let err = cpu(Bf16, false).expect_err("no AVX-512 BF16");
+        assert!(err.to_string().contains("lacks the AVX-512 BF16"), "{err}");
+        let err = cpu(F16, true).expect_err("f16 on CPU");
+        assert!(err.to_string().contains("f16 runs on GPU only"), "{err}");
+        let gpu = |p| resolve_precision(p, true, false);
+        assert!(matches!(gpu(Auto), Ok((DType::F32, _))));
+        assert!(matches!(
+            gpu(Bf16),
+            Ok((DType::BF16, LinearPrecision::Native))
+        ));
+        assert!(matches!(
+            gpu(F16),
+            Ok((DType::F16, LinearPrecision::Native))
+        ));
     }
 }

@@ -23,18 +23,28 @@ use crate::bus::{Bus, ConfigEvent};
 /// Most postings embedded in one pass.
 const BATCH: usize = 64;
 
-/// Embeds through the queue, waiting for room rather than failing when it is full.
+/// Embeds through the queue, waiting for room rather than failing when it is full, in
+/// pieces the queue can hold.
 pub async fn embed_texts(batcher: &Batcher, texts: Vec<String>) -> anyhow::Result<Vec<Vec<f32>>> {
     let count = texts.len();
-    let embedded = batcher.embed(texts, Wait::Yes).await?;
-    if embedded.truncated > 0 {
+    let piece = batcher.config().max_queued_texts.max(1);
+    let mut vectors = Vec::with_capacity(count);
+    let mut truncated = 0;
+    let mut texts = texts.into_iter().peekable();
+    while texts.peek().is_some() {
+        let chunk: Vec<String> = texts.by_ref().take(piece).collect();
+        let embedded = batcher.embed(chunk, Wait::Yes).await?;
+        truncated += embedded.truncated;
+        vectors.extend(embedded.vectors);
+    }
+    if truncated > 0 {
         info!(
-            truncated = embedded.truncated,
+            truncated,
             of = count,
             "texts cut at the model's token limit"
         );
     }
-    Ok(embedded.vectors)
+    Ok(vectors)
 }
 
 async fn publish(
