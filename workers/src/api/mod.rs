@@ -12,7 +12,7 @@ pub mod embed;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +23,10 @@ use crate::embed::{Batcher, SubmitError};
 
 /// Seconds a client is asked to wait after a 429.
 const RETRY_AFTER_SECS: u32 = 1;
+
+/// Largest request body: room for `--embed-max-inputs` whole postings (axum's default
+/// is 2 MiB). Larger bodies get 413.
+const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -49,6 +53,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/embed", post(embed::embed))
         .route("/api/batch-embed", post(embed::batch_embed))
         .route("/embed", post(embed::tei_embed))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
         .route("/openapi.json", get(openapi))
 }
@@ -199,6 +204,95 @@ where
                 error_type: "Validation",
                 message: rejection.body_text(),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The API before the model has loaded.
+    fn loading() -> Router {
+        router(ApiState {
+            embedder: Arc::default(),
+            max_inputs: 4,
+        })
+    }
+
+    async fn call(request: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let response = loading().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+    }
+
+    fn post(path: &str, body: impl Into<Body>) -> Request<Body> {
+        Request::post(path)
+            .header("content-type", "application/json")
+            .body(body.into())
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn answers_503_until_the_model_is_warm() {
+        let (status, body) = call(post("/api/embed", r#"{"text": "x"}"#)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error_type"], "Unavailable");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("still loading")
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_over_16_mib_are_refused_before_reading_them_whole() {
+        let huge = format!(r#"{{"text": "{}"}}"#, "x".repeat(MAX_BODY_BYTES));
+        let (status, body) = call(post("/api/embed", huge)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("length limit exceeded"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn validation_comes_before_the_model() {
+        // Refused without a model: the limits and shapes are checked first.
+        let (status, body) = call(post(
+            "/api/batch-embed",
+            r#"{"texts": ["a","b","c","d","e"]}"#,
+        ))
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        let (status, body) = call(post("/embed", r#"{"inputs": ""}"#)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"], "text 0 is empty");
+    }
+
+    #[test]
+    fn the_openapi_document_names_every_endpoint() {
+        let doc = ApiDoc::openapi();
+        for path in [
+            "/api/embed",
+            "/api/batch-embed",
+            "/embed",
+            "/health",
+            "/ready",
+            "/metrics",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path} missing");
         }
     }
 }
