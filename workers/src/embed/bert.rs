@@ -1,9 +1,11 @@
 //! A BERT encoder (the architecture behind all-MiniLM and most sentence-transformers)
 //! on candle, inference only.
 //!
-//! Input: token ids and attention mask, `[batch, seq]`. Output: the last hidden state,
-//! `[batch, seq, hidden]`. Weight names follow Hugging Face's `BertModel`, with or without
-//! the `bert.` prefix.
+//! Two forms: padded (`forward`: token ids and attention mask `[batch, seq]` → last
+//! hidden state `[batch, seq, hidden]`, candle's ops on any device) and packed
+//! (`forward_packed`: sequences end to end `[tokens]` → `[tokens, hidden]`, on a CPU with
+//! AVX-512, with `jobmatch-kernels` for attention and, in bf16, the linear layers).
+//! Weight names follow Hugging Face's `BertModel`, with or without the `bert.` prefix.
 
 use candle_core::{D, DType, Device, Module, Result, Storage, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};

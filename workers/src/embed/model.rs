@@ -6,8 +6,10 @@
 //! `modules.json` are honoured when present.
 //!
 //! Tokenization follows sentence-transformers rather than the `tokenizer.json` defaults:
-//! truncation at `max_seq_length` and padding to the longest text of each batch, so
-//! vectors do not depend on how texts were batched.
+//! truncation at `max_seq_length`, and no fixed padding. Where the CPU has AVX-512 the
+//! texts of a batch are packed end to end with no padding at all; elsewhere they are
+//! padded to the longest of the batch and masked. Either way vectors do not depend on
+//! how texts were batched.
 
 use std::path::{Path, PathBuf};
 
