@@ -102,46 +102,12 @@ unsafe fn softmax_avx512(row: &mut [f32], scale: f32, bias: &[f32]) {
 
 #[inline(always)]
 fn softmax_generic(row: &mut [f32], scale: f32, bias: &[f32]) {
-    const LANES: usize = 16;
     let len = row.len().min(bias.len());
-    let (row, bias) = (&mut row[..len], &bias[..len]);
-    // Lane-wise maxima and sums over whole blocks (so they vectorize), then the tail.
-    let mut max = [f32::NEG_INFINITY; LANES];
-    let mut blocks = row.chunks_exact_mut(LANES);
-    let mut bias_blocks = bias.chunks_exact(LANES);
-    for (block, b) in (&mut blocks).zip(&mut bias_blocks) {
-        for ((v, b), m) in block.iter_mut().zip(b).zip(&mut max) {
-            *v = *v * scale + b;
-            *m = m.max(*v);
-        }
-    }
-    let mut tail_max = f32::NEG_INFINITY;
-    for (v, b) in blocks
-        .into_remainder()
-        .iter_mut()
-        .zip(bias_blocks.remainder())
-    {
+    let row = &mut row[..len];
+    for (v, b) in row.iter_mut().zip(bias) {
         *v = *v * scale + b;
-        tail_max = tail_max.max(*v);
     }
-    let max = max.iter().copied().fold(tail_max, f32::max);
-    let mut sums = [0f32; LANES];
-    let mut blocks = row.chunks_exact_mut(LANES);
-    for block in &mut blocks {
-        for (v, s) in block.iter_mut().zip(&mut sums) {
-            *v = exp(*v - max);
-            *s += *v;
-        }
-    }
-    let mut sum: f32 = sums.iter().sum();
-    for v in blocks.into_remainder() {
-        *v = exp(*v - max);
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in row {
-        *v *= inv;
-    }
+    softmax_in_place(row);
 }
 
 /// `softmax(row)` in place; inlined into SIMD callers.
