@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiState, ErrorBody};
-use crate::embed::{Embedded, Overlong, Wait};
+use crate::embed::{Embeddings, Overlong, Wait};
 
 /// Header on every embedding answer: how many inputs were cut at the model's limit.
 pub const TRUNCATED_HEADER: &str = "x-truncated-inputs";
@@ -90,11 +90,11 @@ fn validate(texts: &[String], max_inputs: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn run(
+async fn submit(
     state: &ApiState,
     texts: Vec<String>,
     overlong: Overlong,
-) -> Result<(Embedded, usize), ApiError> {
+) -> Result<(Embeddings, usize), ApiError> {
     validate(&texts, state.max_inputs)?;
     let batcher = state.batcher()?;
     let embedded = batcher.embed_with(texts, Wait::No, overlong).await?;
@@ -128,7 +128,7 @@ pub async fn embed(
     State(state): State<ApiState>,
     ApiJson(request): ApiJson<EmbedRequest>,
 ) -> Result<Response, ApiError> {
-    let (mut embedded, dimension) = run(&state, vec![request.text], Overlong::Truncate).await?;
+    let (mut embedded, dimension) = submit(&state, vec![request.text], Overlong::Truncate).await?;
     let embedding = embedded.vectors.pop().unwrap_or_default();
     Ok(with_truncated(
         embedded.truncated,
@@ -160,7 +160,7 @@ pub async fn batch_embed(
     State(state): State<ApiState>,
     ApiJson(request): ApiJson<BatchEmbedRequest>,
 ) -> Result<Response, ApiError> {
-    let (embedded, dimension) = run(&state, request.texts, Overlong::Truncate).await?;
+    let (embedded, dimension) = submit(&state, request.texts, Overlong::Truncate).await?;
     Ok(with_truncated(
         embedded.truncated,
         Json(BatchEmbedResponse {
@@ -205,6 +205,6 @@ pub async fn tei_embed(
     } else {
         Overlong::Truncate
     };
-    let (embedded, _) = run(&state, texts, overlong).await?;
+    let (embedded, _) = submit(&state, texts, overlong).await?;
     Ok(with_truncated(embedded.truncated, Json(embedded.vectors)))
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, error};
 
-use super::SentenceEmbedder;
+use super::{Embeddings, SentenceEmbedder};
 use crate::metrics::Metrics;
 
 /// How batches are shaped and how much may wait.
@@ -73,16 +73,6 @@ pub enum SubmitError {
     Model(String),
     #[error("the embedder has stopped")]
     Stopped,
-}
-
-/// Vectors in input order, with what it took.
-#[derive(Debug, Default)]
-pub struct Embedded {
-    pub vectors: Vec<Vec<f32>>,
-    /// Texts cut at the model's token limit.
-    pub truncated: usize,
-    /// Tokens embedded (after truncation, special tokens included).
-    pub tokens: usize,
 }
 
 /// One queued text.
@@ -166,7 +156,7 @@ impl Batcher {
 
     /// Embeds texts through the queue, cutting overlong ones; vectors come back in input
     /// order.
-    pub async fn embed(&self, texts: Vec<String>, wait: Wait) -> Result<Embedded, SubmitError> {
+    pub async fn embed(&self, texts: Vec<String>, wait: Wait) -> Result<Embeddings, SubmitError> {
         self.embed_with(texts, wait, Overlong::Truncate).await
     }
 
@@ -176,11 +166,11 @@ impl Batcher {
         texts: Vec<String>,
         wait: Wait,
         overlong: Overlong,
-    ) -> Result<Embedded, SubmitError> {
+    ) -> Result<Embeddings, SubmitError> {
         let shared = &self.shared;
         let count = texts.len();
         if count == 0 {
-            return Ok(Embedded::default());
+            return Ok(Embeddings::default());
         }
         let capacity = shared.config.max_queued_texts;
         if count > capacity {
@@ -261,7 +251,7 @@ impl Batcher {
                 Err(_) => return Err(SubmitError::Stopped),
             }
         }
-        Ok(Embedded {
+        Ok(Embeddings {
             vectors,
             truncated,
             tokens,

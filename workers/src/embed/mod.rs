@@ -5,5 +5,5 @@ mod bert;
 pub mod model;
 pub mod role;
 
-pub use batcher::{Batcher, BatcherConfig, Embedded, Overlong, SubmitError, Wait};
+pub use batcher::{Batcher, BatcherConfig, Overlong, SubmitError, Wait};
 pub use model::{EmbedError, Embeddings, Kernels, Precision, SentenceEmbedder};

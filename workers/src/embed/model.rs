@@ -159,11 +159,14 @@ pub struct Tokenized {
     pub truncated: bool,
 }
 
-/// Vectors in input order, and how many inputs were cut at the model's limit.
-#[derive(Debug)]
+/// Vectors in input order, with what it took.
+#[derive(Debug, Default)]
 pub struct Embeddings {
     pub vectors: Vec<Vec<f32>>,
+    /// Texts cut at the model's token limit.
     pub truncated: usize,
+    /// Tokens embedded (after truncation, special tokens included).
+    pub tokens: usize,
 }
 
 pub struct SentenceEmbedder {
@@ -353,8 +356,13 @@ impl SentenceEmbedder {
         let tokenized = self.tokenize(texts)?;
         let truncated = tokenized.iter().filter(|t| t.truncated).count();
         let ids: Vec<&[u32]> = tokenized.iter().map(|t| t.ids.as_slice()).collect();
+        let tokens = ids.iter().map(|t| t.len()).sum();
         let vectors = self.embed_tokenized(&ids)?;
-        Ok(Embeddings { vectors, truncated })
+        Ok(Embeddings {
+            vectors,
+            truncated,
+            tokens,
+        })
     }
 
     /// Embeds tokenized texts, one vector each in input order. Texts are sorted by
