@@ -135,49 +135,28 @@ mod kernel {
                     let tile = (rows - r).min(PV_ROWS);
                     let dst = unsafe { out.as_mut_ptr().add((i + r) * hidden + head * hd) };
                     let p = &scores[r * padded..];
-                    unsafe {
-                        match hd / 16 {
-                            1 => context_tile::<1>(
-                                p,
-                                padded,
-                                tile,
-                                len,
-                                values,
-                                3 * hidden,
-                                dst,
-                                hidden,
-                            ),
-                            2 => context_tile::<2>(
-                                p,
-                                padded,
-                                tile,
-                                len,
-                                values,
-                                3 * hidden,
-                                dst,
-                                hidden,
-                            ),
-                            3 => context_tile::<3>(
-                                p,
-                                padded,
-                                tile,
-                                len,
-                                values,
-                                3 * hidden,
-                                dst,
-                                hidden,
-                            ),
-                            _ => context_tile::<4>(
-                                p,
-                                padded,
-                                tile,
-                                len,
-                                values,
-                                3 * hidden,
-                                dst,
-                                hidden,
-                            ),
-                        }
+                    // One monomorphized tile per head size (16 to 64, whole registers).
+                    macro_rules! context {
+                        ($v:literal) => {
+                            unsafe {
+                                context_tile::<$v>(
+                                    p,
+                                    padded,
+                                    tile,
+                                    len,
+                                    values,
+                                    3 * hidden,
+                                    dst,
+                                    hidden,
+                                )
+                            }
+                        };
+                    }
+                    match hd / 16 {
+                        1 => context!(1),
+                        2 => context!(2),
+                        3 => context!(3),
+                        _ => context!(4),
                     }
                     r += tile;
                 }
