@@ -9,6 +9,7 @@
 pub mod boards;
 pub mod k8s;
 pub mod mail;
+pub mod parity;
 pub mod process;
 pub mod slack;
 

@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use jobmatch_e2e::parity::{self, cosine};
 use jobmatch_e2e::process::{JobmatchEnv, Nats, Proc};
-use jobmatch_e2e::{fixture, free_port, wait_for};
+use jobmatch_e2e::{free_port, wait_for};
 use serde_json::{Value, json};
 
 struct Embedder {
@@ -104,31 +105,13 @@ fn log_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// `(text, vector)` of the parity fixture (sentence-transformers' vectors), but for its
-/// empty text, which the API refuses.
+/// `(text, vector)` of the parity fixture, but for its empty text, which the API refuses.
 fn references() -> Vec<(String, Vec<f32>)> {
-    std::fs::read_to_string(fixture("parity/vectors.jsonl"))
-        .expect("parity fixture")
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).expect("fixture line");
-            (
-                v["text"].as_str().expect("text").to_owned(),
-                serde_json::from_value(v["vector"].clone()).expect("vector"),
-            )
-        })
-        .filter(|(text, _)| !text.trim().is_empty())
+    parity::references()
+        .into_iter()
+        .filter(|r| !r.text.trim().is_empty())
+        .map(|r| (r.text, r.vector))
         .collect()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
 }
 
 fn vector(v: &Value) -> Vec<f32> {

@@ -7,40 +7,8 @@ use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 
-use jobmatch_e2e::fixture;
+use jobmatch_e2e::parity::{Reference, cosine, references};
 use jobmatch_e2e::process::jobmatch_bin;
-
-struct Reference {
-    text: String,
-    tokens: usize,
-    vector: Vec<f32>,
-}
-
-fn references() -> Vec<Reference> {
-    std::fs::read_to_string(fixture("parity/vectors.jsonl"))
-        .expect("parity fixture")
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).expect("fixture line is JSON");
-            Reference {
-                text: v["text"].as_str().expect("text").to_owned(),
-                tokens: v["tokens"].as_u64().expect("tokens") as usize,
-                vector: serde_json::from_value(v["vector"].clone()).expect("vector"),
-            }
-        })
-        .collect()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
 
 /// Runs `jobmatch embed` with the given stdin text.
 async fn run_embed(input: String) -> std::process::Output {
