@@ -60,6 +60,17 @@ where
     }
 }
 
+/// Sum of a Prometheus metric's samples in `/metrics` text: every line naming exactly
+/// `name` (optionally with its label set, e.g. `x_total{category="parse"}`), over all
+/// label sets that follow.
+pub fn metric_sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Fixture files under `tests/fixtures`.
 pub fn fixture(path: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(path)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jobmatch_core::ids::kv_key;
 use jobmatch_e2e::process::{JobmatchEnv, Nats, Smtp};
-use jobmatch_e2e::{boards::BoardServer, free_port, mail::read_maildir, wait_for};
+use jobmatch_e2e::{boards::BoardServer, free_port, mail::read_maildir, metric_sum, wait_for};
 
 const CONFIG: &str = r#"
 apiVersion: jobmatch.dev/v1alpha1
@@ -69,14 +69,6 @@ async fn http_get(port: u16, path: &str) -> String {
     body
 }
 
-fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_boards_and_documents_are_named_errors_and_the_rest_works() {
     let nats = Nats::start().await;
@@ -131,17 +123,17 @@ async fn bad_boards_and_documents_are_named_errors_and_the_rest_works() {
         || async move {
             let m = http_get(port, "/metrics").await;
             let counted = ["parse", "http_status", "timeout"].iter().all(|c| {
-                counter(
+                metric_sum(
                     &m,
                     &format!("jobmatch_poll_errors_total{{category=\"{c}\"}}"),
                 ) >= 1.0
             });
-            (counted && counter(&m, "jobmatch_postings_malformed_total") >= 1.0).then_some(m)
+            (counted && metric_sum(&m, "jobmatch_postings_malformed_total") >= 1.0).then_some(m)
         },
     )
     .await;
     assert!(
-        counter(&metrics, "jobmatch_notices_sent_total") >= 4.0,
+        metric_sum(&metrics, "jobmatch_notices_sent_total") >= 4.0,
         "{metrics}"
     );
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jobmatch_e2e::parity::{self, cosine};
 use jobmatch_e2e::process::{JobmatchEnv, Nats, Proc};
-use jobmatch_e2e::{free_port, wait_for};
+use jobmatch_e2e::{free_port, metric_sum, wait_for};
 use serde_json::{Value, json};
 
 struct Embedder {
@@ -118,15 +118,6 @@ fn vector(v: &Value) -> Vec<f32> {
     serde_json::from_value(v.clone()).expect("a vector of numbers")
 }
 
-/// Sum of a metric's samples whose line starts with `name` (all label sets).
-fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn endpoints_answer_in_their_shapes_with_the_reference_vectors() {
     let server = Embedder::start(&[
@@ -140,7 +131,7 @@ async fn endpoints_answer_in_their_shapes_with_the_reference_vectors() {
     // Readiness came after the warm-up batch went through the queue.
     let metrics = server.get_text("/metrics").await;
     assert!(
-        metric(&metrics, "jobmatch_texts_embedded_total") >= 4.0,
+        metric_sum(&metrics, "jobmatch_texts_embedded_total") >= 4.0,
         "ready before the warm-up: {metrics}"
     );
 
@@ -210,23 +201,23 @@ async fn endpoints_answer_in_their_shapes_with_the_reference_vectors() {
 
     let metrics = server.get_text("/metrics").await;
     assert!(
-        metric(&metrics, "jobmatch_embed_batch_texts_count") >= 1.0,
+        metric_sum(&metrics, "jobmatch_embed_batch_texts_count") >= 1.0,
         "{metrics}"
     );
     assert!(
-        metric(&metrics, "jobmatch_embed_batch_tokens_sum") > 1000.0,
+        metric_sum(&metrics, "jobmatch_embed_batch_tokens_sum") > 1000.0,
         "{metrics}"
     );
     assert!(
-        metric(&metrics, "jobmatch_embed_tokens_total") > 1000.0,
+        metric_sum(&metrics, "jobmatch_embed_tokens_total") > 1000.0,
         "{metrics}"
     );
     assert!(
-        metric(&metrics, "jobmatch_embed_tokens_per_second") > 0.0,
+        metric_sum(&metrics, "jobmatch_embed_tokens_per_second") > 0.0,
         "{metrics}"
     );
     assert!(
-        metric(&metrics, "jobmatch_embed_truncations_total") >= 4.0,
+        metric_sum(&metrics, "jobmatch_embed_truncations_total") >= 4.0,
         "{metrics}"
     );
     assert!(
@@ -419,12 +410,12 @@ async fn a_flood_is_answered_busy_and_the_queue_stays_bounded() {
 
     let metrics = server.get_text("/metrics").await;
     assert_eq!(
-        metric(&metrics, "jobmatch_embed_overloaded_total"),
+        metric_sum(&metrics, "jobmatch_embed_overloaded_total"),
         busy.len() as f64,
         "{metrics}"
     );
     // Batches never exceeded 4 texts: every observation falls in the buckets up to 4.
-    let over_four: f64 = metric(&metrics, "jobmatch_embed_batch_texts_count")
+    let over_four: f64 = metric_sum(&metrics, "jobmatch_embed_batch_texts_count")
         - metrics
             .lines()
             .find(|l| l.starts_with("jobmatch_embed_batch_texts_bucket{le=\"4.0\"}"))

@@ -35,10 +35,7 @@ async fn polls_total(port: u16) -> f64 {
     let Ok(body) = reqwest_get(port, "/metrics").await else {
         return 0.0;
     };
-    body.lines()
-        .filter(|l| l.starts_with("jobmatch_polls_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    jobmatch_e2e::metric_sum(&body, "jobmatch_polls_total")
 }
 
 async fn reqwest_get(port: u16, path: &str) -> std::io::Result<String> {
