@@ -8,11 +8,13 @@
 pub mod ids;
 pub mod messages;
 pub mod posting;
+pub mod role;
 pub mod source;
 pub mod subscription;
 pub mod validate;
 
 pub use posting::{Posting, Salary, Workplace};
+pub use role::Role;
 pub use source::{Board, JobSourceSpec};
 pub use subscription::{Channel, Criteria, MatchSubscriptionSpec, RemotePolicy, Schedule};
 

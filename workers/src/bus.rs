@@ -13,6 +13,11 @@ pub enum BusError {
         url: String,
         source: async_nats::ConnectError,
     },
+    #[error("NATS credentials {path}: {source}")]
+    Credentials {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("creating stream {name}: {source}")]
     Stream {
         name: &'static str,
@@ -48,14 +53,56 @@ pub struct Bus {
     pub reports: crate::reports::Reports,
 }
 
+/// Where NATS is and how to authenticate to it.
+#[derive(Debug, Clone, Default)]
+pub struct NatsConnection {
+    /// One URL or several, comma-separated (`nats://`, `tls://`; user and password may
+    /// be in the URL).
+    pub url: String,
+    /// A credentials file (`.creds`: a user JWT and its NKey seed).
+    pub credentials: Option<std::path::PathBuf>,
+    /// A CA certificate (PEM) to trust for NATS's TLS; setting it requires TLS.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl NatsConnection {
+    async fn options(&self) -> Result<async_nats::ConnectOptions, BusError> {
+        let mut options = match &self.credentials {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|source| BusError::Credentials {
+                    path: path.clone(),
+                    source,
+                })?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(ca) = &self.ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        Ok(options)
+    }
+}
+
 /// How long a published message id is remembered for deduplication.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 impl Bus {
-    /// Connects and makes sure every stream and bucket exists.
+    /// Connects to `url` without credentials (see `connect_to`).
     pub async fn connect(url: &str) -> Result<Self, BusError> {
+        Self::connect_to(&NatsConnection {
+            url: url.to_owned(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Connects and makes sure every stream and bucket exists.
+    pub async fn connect_to(nats: &NatsConnection) -> Result<Self, BusError> {
         crate::tls::install_crypto_provider();
-        let client = async_nats::ConnectOptions::new()
+        let url = nats.url.as_str();
+        let client = nats
+            .options()
+            .await?
             .name("jobmatch")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))

@@ -37,6 +37,12 @@ pub struct Connections {
         global = true
     )]
     pub nats_url: String,
+    /// NATS credentials file (`.creds`).
+    #[arg(long, env = "JOBMATCH_NATS_CREDS", global = true)]
+    pub nats_creds: Option<PathBuf>,
+    /// CA certificate (PEM) of NATS's TLS; setting it requires TLS.
+    #[arg(long, env = "JOBMATCH_NATS_CA", global = true)]
+    pub nats_ca: Option<PathBuf>,
     /// SMTP server for email notices, e.g. `smtp://127.0.0.1:2525` or `smtps://user:pass@host`.
     #[arg(long, env = "JOBMATCH_SMTP_URL", global = true, hide_env_values = true)]
     pub smtp_url: Option<String>,
@@ -61,6 +67,14 @@ pub struct Connections {
     /// Qdrant gRPC URL (e.g. `http://qdrant:6334`); unset uses the embedded store.
     #[arg(long, env = "JOBMATCH_QDRANT_URL", global = true)]
     pub qdrant_url: Option<String>,
+    /// Qdrant API key.
+    #[arg(
+        long,
+        env = "JOBMATCH_QDRANT_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub qdrant_api_key: Option<String>,
     /// Where the embedded vector store keeps its data.
     #[arg(
         long,
@@ -172,6 +186,15 @@ impl EmbedSettings {
 }
 
 impl Connections {
+    /// Where NATS is, with its credentials.
+    pub fn nats(&self) -> crate::bus::NatsConnection {
+        crate::bus::NatsConnection {
+            url: self.nats_url.clone(),
+            credentials: self.nats_creds.clone(),
+            ca: self.nats_ca.clone(),
+        }
+    }
+
     /// How the fetcher treats board hosts.
     pub fn politeness(&self) -> crate::fetch::http::Politeness {
         crate::fetch::http::Politeness {
@@ -219,24 +242,5 @@ pub enum Command {
     },
 }
 
-/// A long-running role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Fetcher,
-    Embedder,
-    Matcher,
-    Notifier,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Fetcher, Role::Embedder, Role::Matcher, Role::Notifier];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Fetcher => "fetcher",
-            Role::Embedder => "embedder",
-            Role::Matcher => "matcher",
-            Role::Notifier => "notifier",
-        }
-    }
-}
+/// The long-running roles, named once in `jobmatch_core` (the operator uses them too).
+pub use jobmatch_core::Role;

@@ -191,7 +191,7 @@ async fn progress(bus: &Bus) -> anyhow::Result<Progress> {
 }
 
 pub async fn report(c: &Connections, wait_idle: bool, timeout: Duration) -> anyhow::Result<()> {
-    let bus = Bus::connect(&c.nats_url).await?;
+    let bus = Bus::connect_to(&c.nats()).await?;
     if wait_idle {
         let started = Instant::now();
         let (mut last, mut stable_since) = (Progress::default(), Instant::now());

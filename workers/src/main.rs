@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
             Command::Notifier(f) => runtime::run_roles(c, &[Role::Notifier], &f.files).await,
             Command::Apply(f) => {
                 let loaded = jobmatch_workers::config::load_paths(&f.files);
-                let bus = Bus::connect(&c.nats_url).await?;
+                let bus = Bus::connect_to(&c.nats()).await?;
                 let written = bus.apply_config(&loaded).await?;
                 for e in &loaded.errors {
                     eprintln!("error: {e}");

@@ -99,7 +99,7 @@ pub async fn run_roles(
         });
     }
 
-    let bus = Bus::connect(&c.nats_url).await?;
+    let bus = Bus::connect_to(&c.nats()).await?;
     apply_files(&bus, files).await?;
     {
         let (reports, store, cancel) = (
@@ -153,7 +153,9 @@ pub async fn run_roles(
             }
             Role::Matcher => {
                 let store = match &c.qdrant_url {
-                    Some(url) => AnyStore::Qdrant(QdrantStore::connect(url)?),
+                    Some(url) => {
+                        AnyStore::Qdrant(QdrantStore::connect(url, c.qdrant_api_key.as_deref())?)
+                    }
                     None => AnyStore::Embedded(EmbeddedStore::open(&c.data_dir)?),
                 };
                 tasks.spawn(async move {

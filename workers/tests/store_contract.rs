@@ -206,7 +206,11 @@ async fn qdrant_server_when_configured() {
         eprintln!("JOBMATCH_QDRANT_URL not set: Qdrant contract not run");
         return;
     };
-    let store = QdrantStore::connect(&url).expect("connect");
+    let store = QdrantStore::connect(
+        &url,
+        std::env::var("JOBMATCH_QDRANT_API_KEY").ok().as_deref(),
+    )
+    .expect("connect");
     let collection = format!("contract_{}", std::process::id());
     contract(&store, &collection).await;
 }

@@ -29,9 +29,13 @@ fn point_id(id: &str) -> q::PointId {
 }
 
 impl QdrantStore {
-    /// Connects to a Qdrant gRPC endpoint, e.g. `http://qdrant:6334`.
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = Qdrant::from_url(url).build().map_err(err)?;
+    /// Connects to a Qdrant gRPC endpoint, e.g. `http://qdrant:6334` (`https://` for
+    /// TLS, trusting the system's roots or `SSL_CERT_FILE`), with an optional API key.
+    pub fn connect(url: &str, api_key: Option<&str>) -> Result<Self, StoreError> {
+        let client = Qdrant::from_url(url)
+            .api_key(api_key.map(str::to_owned))
+            .build()
+            .map_err(err)?;
         Ok(Self { client })
     }
 }
