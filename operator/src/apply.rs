@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 
-use crate::fleet::{self, Absent, Autoscaler, Desired, Fleet, Owner};
+use crate::fleet::{self, Absent, Autoscaler, Desired, Fleet, Owner, ServerApis};
 use crate::metrics::Metrics;
 use crate::settings::AutoscalerChoice;
 
@@ -20,9 +20,33 @@ fn api_for(client: &Client, namespace: &str, api_version: &str, kind: &str) -> A
     Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
 }
 
+/// Whether the server offers `resource` in `group_version` (e.g. `autoscaling/v2`).
+async fn serves(client: &Client, group_version: &str, resource: &str) -> bool {
+    client
+        .list_api_group_resources(group_version)
+        .await
+        .map(|list| list.resources.iter().any(|r| r.name == resource))
+        .unwrap_or(false)
+}
+
+/// What the server offers: the scaler (see `choose_autoscaler`) and the newest
+/// PodDisruptionBudget version.
+pub async fn discover(
+    client: &Client,
+    choice: AutoscalerChoice,
+) -> Result<ServerApis, kube::Error> {
+    let autoscaler = choose_autoscaler(client, choice).await?;
+    let pdb = if serves(client, "policy/v1", "poddisruptionbudgets").await {
+        "policy/v1"
+    } else {
+        "policy/v1beta1"
+    };
+    Ok(ServerApis { autoscaler, pdb })
+}
+
 /// Which scaler to use: KEDA if asked or (on `auto`) if its CRD is installed; else an
 /// HPA at the newest version the server offers.
-pub async fn choose_autoscaler(
+async fn choose_autoscaler(
     client: &Client,
     choice: AutoscalerChoice,
 ) -> Result<Autoscaler, kube::Error> {
@@ -37,15 +61,7 @@ pub async fn choose_autoscaler(
         AutoscalerChoice::Auto if keda_installed().await? => return Ok(Autoscaler::Keda),
         _ => {}
     }
-    let v2 = client
-        .list_api_group_resources("autoscaling/v2")
-        .await
-        .map(|list| {
-            list.resources
-                .iter()
-                .any(|r| r.name == "horizontalpodautoscalers")
-        })
-        .unwrap_or(false);
+    let v2 = serves(client, "autoscaling/v2", "horizontalpodautoscalers").await;
     Ok(Autoscaler::Hpa(if v2 {
         "autoscaling/v2"
     } else {
@@ -162,6 +178,8 @@ fn resource_name(kind: &str) -> &'static str {
         "ServiceAccount" => "serviceaccounts",
         "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
         "ScaledObject" => "scaledobjects",
+        "Service" => "services",
+        "PodDisruptionBudget" => "poddisruptionbudgets",
         _ => "other",
     }
 }

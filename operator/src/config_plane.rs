@@ -59,17 +59,33 @@ impl NatsConfigPlane {
     /// Connects, makes sure the streams, buckets and durable consumers exist (the
     /// scalers read consumer lag, so consumers come before scalers), and starts
     /// following the reports.
-    pub async fn connect(url: &str) -> Result<Self, ConfigPlaneError> {
-        let client = async_nats::ConnectOptions::new()
+    pub async fn connect(
+        url: &str,
+        credentials: Option<&std::path::Path>,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, ConfigPlaneError> {
+        let connect_error = |message: String| ConfigPlaneError::Connect {
+            url: url.to_owned(),
+            message,
+        };
+        let mut options = match credentials {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|e| connect_error(format!("credentials {}: {e}", path.display())))?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(ca) = ca {
+            options = options
+                .add_root_certificates(ca.to_owned())
+                .require_tls(true);
+        }
+        let client = options
             .name("jobmatch-operator")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .map_err(|e| ConfigPlaneError::Connect {
-                url: url.to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| connect_error(e.to_string()))?;
         let js = jetstream::new(client);
         for (name, subjects) in m::STREAMS {
             js.get_or_create_stream(stream::Config {

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use crate::apply;
 use crate::config_plane::{ConfigPlane, ConfigPlaneError};
 use crate::crd::{JobSource, MatchSubscription};
-use crate::fleet::{self, Autoscaler, Owner};
+use crate::fleet::{self, Owner, ServerApis};
 use crate::metrics::{ErrorLabel, Metrics};
 use crate::settings::OperatorSettings;
 use crate::status::{self, Outcome};
@@ -62,6 +62,8 @@ impl Error {
 
 pub struct Context {
     pub client: Client,
+    /// The notifiers' SMTP Secret, as last read.
+    pub smtp: SmtpSecret,
     pub namespace: String,
     pub plane: Arc<dyn ConfigPlane>,
     pub recorder: Recorder,
@@ -69,6 +71,73 @@ pub struct Context {
     pub settings: OperatorSettings,
     /// Woken when sources change, so the fleet is resized.
     pub fleet_wake: Arc<Notify>,
+}
+
+/// The notifiers' SMTP Secret (key `url`), read at most every few seconds however many
+/// subscriptions ask, as a digest of its value (never the value): present or not for the
+/// email subscriptions' status, and the digest on the notifier's pod template so that a
+/// new or changed Secret rolls the notifiers (they read it from their environment).
+pub struct SmtpSecret {
+    name: String,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Option<String>)>>,
+}
+
+impl SmtpSecret {
+    const FRESH_FOR: Duration = Duration::from_secs(5);
+
+    pub fn new(name: &str) -> Self {
+        SmtpSecret {
+            name: name.to_owned(),
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The digest of the Secret's `url`; `None` when the Secret or the key is missing.
+    /// The second value says whether it changed since the previous read.
+    async fn digest(
+        &self,
+        client: &Client,
+        namespace: &str,
+    ) -> Result<(Option<String>, bool), Error> {
+        let mut last = self.last.lock().await;
+        if let Some((at, digest)) = last.as_ref()
+            && at.elapsed() < Self::FRESH_FOR
+        {
+            return Ok((digest.clone(), false));
+        }
+        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let digest = api
+            .get_opt(&self.name)
+            .await?
+            .and_then(|s| s.data.unwrap_or_default().remove("url"))
+            .filter(|url| !url.0.iter().all(u8::is_ascii_whitespace))
+            .map(|url| jobmatch_core::ids::digest_hex(&[&url.0])[..16].to_owned());
+        let changed = last.as_ref().is_some_and(|(_, d)| *d != digest);
+        *last = Some((std::time::Instant::now(), digest.clone()));
+        Ok((digest, changed))
+    }
+}
+
+/// An email subscription needs the notifiers' SMTP Secret: without it every notice would
+/// be dead-lettered, so the subscription is refused until the Secret exists.
+pub fn smtp_requirement(
+    config: &jobmatch_core::messages::SubscriptionConfig,
+    smtp_present: bool,
+    secret: &str,
+) -> Option<validate::FieldError> {
+    match config.channel {
+        jobmatch_core::Channel::Email { .. } if !smtp_present => {
+            let mut e = validate::FieldError::new(
+                "spec.notify.email",
+                format!(
+                    "no Secret {secret:?} with key \"url\" (the notifiers' SMTP server, e.g. smtp://user:pass@host:587; the chart's smtp.secretName)"
+                ),
+            );
+            e.missing_reference = true;
+            Some(e)
+        }
+        _ => None,
+    }
 }
 
 impl Context {
@@ -234,7 +303,20 @@ async fn apply_subscription(sub: &MatchSubscription, ctx: &Context) -> Result<Ac
     let name = sub.name_any();
     let found = dereference(ctx, sub).await?;
     let lookup = |reference: Reference<'_>| found.get(&reference).cloned();
-    let outcome = match validate::subscription_config(&name, sub.spec.0.clone(), lookup) {
+    let mut validated = validate::subscription_config(&name, sub.spec.0.clone(), lookup);
+    if let Ok(config) = &validated
+        && matches!(config.channel, jobmatch_core::Channel::Email { .. })
+    {
+        let (digest, changed) = ctx.smtp.digest(&ctx.client, &ctx.namespace).await?;
+        if changed {
+            ctx.fleet_wake.notify_one();
+        }
+        if let Some(e) = smtp_requirement(config, digest.is_some(), &ctx.settings.fleet.smtp_secret)
+        {
+            validated = Err(e);
+        }
+    }
+    let outcome = match validated {
         Ok(config) => {
             if ctx.plane.put_subscription(&config).await? {
                 ctx.metrics.wrote("nats-config");
@@ -320,7 +402,7 @@ fn error_policy<K: Resource<DynamicType = ()>>(
 async fn run_fleet(
     ctx: Arc<Context>,
     sources: Store<JobSource>,
-    autoscaler: Autoscaler,
+    apis: ServerApis,
     owner: Option<Owner>,
 ) {
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
@@ -360,7 +442,20 @@ async fn run_fleet(
             })
             .count();
         ctx.metrics.active_sources.set(active as i64);
-        let desired = fleet::build(active, &ctx.settings.fleet, autoscaler, owner.as_ref());
+        let smtp_secret = match ctx.smtp.digest(&ctx.client, &ctx.namespace).await {
+            Ok((digest, _)) => digest,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the SMTP Secret failed; retrying in 10s");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                wake.notify_one();
+                continue;
+            }
+        };
+        let observed = fleet::Observed {
+            active_sources: active,
+            smtp_secret,
+        };
+        let desired = fleet::build(&observed, &ctx.settings.fleet, apis, owner.as_ref());
         match apply::apply_fleet(&ctx.client, &ctx.namespace, &desired, &ctx.metrics).await {
             Ok(applied) if applied != last.unwrap_or_default() || applied.written > 0 => {
                 tracing::info!(active_sources = active, ?applied, "fleet reconciled");
@@ -451,14 +546,15 @@ pub async fn run(
     settings: OperatorSettings,
 ) -> Result<(), Error> {
     let namespace = settings.namespace.clone();
-    let autoscaler = apply::choose_autoscaler(&client, settings.autoscaler).await?;
+    let apis = apply::discover(&client, settings.autoscaler).await?;
     let owner = apply::owner(&client, &namespace, settings.owner_deployment.as_deref()).await?;
-    tracing::info!(?autoscaler, owner = ?owner.as_ref().map(|o| &o.name), namespace = %namespace, "starting controllers");
+    tracing::info!(?apis, owner = ?owner.as_ref().map(|o| &o.name), namespace = %namespace, "starting controllers");
     let reporter = Reporter {
         controller: "jobmatch-operator".into(),
         instance: std::env::var("HOSTNAME").ok(),
     };
     let ctx = Arc::new(Context {
+        smtp: SmtpSecret::new(&settings.fleet.smtp_secret),
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         namespace: namespace.clone(),
@@ -474,7 +570,7 @@ pub async fn run(
     let (store, source_trigger) = watch_resources(sources);
     let source_controller =
         Controller::for_stream(source_trigger, store.clone()).with_config(limits.clone());
-    let fleet = tokio::spawn(run_fleet(ctx.clone(), store, autoscaler, owner));
+    let fleet = tokio::spawn(run_fleet(ctx.clone(), store, apis, owner));
     let _fleet = AbortOnDrop(fleet);
     ctx.fleet_wake.notify_one();
     let sources_run = source_controller
@@ -489,4 +585,36 @@ pub async fn run(
         .for_each(|_| futures::future::ready(()));
     futures::join!(sources_run, subscriptions_run);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobmatch_core::messages::SubscriptionConfig;
+
+    fn config(channel: jobmatch_core::Channel) -> SubscriptionConfig {
+        SubscriptionConfig {
+            name: "ada".into(),
+            resume: "Rust".into(),
+            criteria: Default::default(),
+            channel,
+            schedule: Default::default(),
+        }
+    }
+
+    #[test]
+    fn email_subscriptions_need_the_smtp_secret_and_slack_ones_do_not() {
+        let email = config(jobmatch_core::Channel::Email {
+            to: "ada@example.com".into(),
+        });
+        let e = smtp_requirement(&email, false, "jobmatch-smtp").expect("refused");
+        assert_eq!(e.field, "spec.notify.email");
+        assert!(e.missing_reference);
+        assert!(e.to_string().contains("\"jobmatch-smtp\""), "{e}");
+        assert!(smtp_requirement(&email, true, "jobmatch-smtp").is_none());
+        let slack = config(jobmatch_core::Channel::Slack {
+            webhook_url: "https://hooks.slack.com/x".into(),
+        });
+        assert!(smtp_requirement(&slack, false, "jobmatch-smtp").is_none());
+    }
 }

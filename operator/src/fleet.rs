@@ -1,20 +1,24 @@
-//! The worker fleet as data: which Deployments, ServiceAccounts and scalers should exist,
-//! computed from the number of active `JobSource`s and the operator's settings. Pure:
-//! no client, no I/O; `apply.rs` writes the result.
+//! The worker fleet as data: which Deployments, ServiceAccounts, Services, disruption
+//! budgets and scalers should exist, computed from the number of active `JobSource`s, the
+//! operator's settings and the API versions the server offers. Pure: no client, no I/O;
+//! `apply.rs` writes the result.
 //!
 //! - fetcher: replicas from the number of sources (`sourcesPerFetcher`, bounded);
 //! - embedder: on GPU when asked (`nvidia.com/gpu`, node selector, tolerations), scaled
 //!   on its JetStream consumer's lag by KEDA when KEDA is installed, else by an HPA on CPU;
-//! - matcher: scaled like the embedder when the vector store is Qdrant; one replica with
-//!   the embedded store, which serves one process;
+//! - matcher: scaled like the embedder when the vector store is Qdrant; with the embedded
+//!   store one replica on a PersistentVolumeClaim, replaced with `Recreate` so that two
+//!   matchers never hold the store at once;
 //! - notifier: a fixed replica count.
+//!
+//! Every role gets a Service (`http`: `/metrics`, and the embedding API on the
+//! embedder) and a PodDisruptionBudget of one pod at a time.
 
-use std::collections::BTreeMap;
-
+use jobmatch_core::Role;
 use jobmatch_core::messages::{self as m, ConsumerSpec};
 use serde_json::{Value, json};
 
-use crate::settings::FleetSettings;
+use crate::settings::{FleetSettings, SecretKey};
 
 /// Which scaler object drives the embedder and matcher replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +29,28 @@ pub enum Autoscaler {
     /// `autoscaling/v2beta2`, whichever the server offers).
     Hpa(&'static str),
 }
+
+/// What the API server offers that the fleet's shape depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerApis {
+    pub autoscaler: Autoscaler,
+    /// `policy/v1` (Kubernetes 1.21+) or `policy/v1beta1`.
+    pub pdb: &'static str,
+}
+
+/// What the operator observed that the fleet depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// `JobSource`s that are valid and not suspended.
+    pub active_sources: usize,
+    /// A digest of the SMTP Secret's `url` (`None`: missing). It goes on the notifier's
+    /// pod template, so a created or changed Secret rolls the notifiers, which read it
+    /// from their environment at start.
+    pub smtp_secret: Option<String>,
+}
+
+/// Pod template annotation with the SMTP Secret's digest.
+pub const SMTP_DIGEST_ANNOTATION: &str = "jobmatch.dev/smtp-secret-digest";
 
 /// An object the operator owns, as it should be: what server-side apply sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,15 +85,50 @@ pub struct Owner {
     pub uid: String,
 }
 
-pub const ROLES: [&str; 4] = ["fetcher", "embedder", "matcher", "notifier"];
 pub const MANAGED_BY: &str = "jobmatch-operator";
 /// Annotation holding a digest of what the operator last applied, so an unchanged
 /// object is never written again.
 pub const DIGEST_ANNOTATION: &str = "jobmatch.dev/applied-digest";
-const HTTP_PORT: u16 = 9090;
+/// The port every worker serves `/health`, `/ready` and `/metrics` on (and the
+/// embedder its embedding API).
+pub const HTTP_PORT: u16 = 9090;
+/// The numeric user and group the workers run as (the images' `USER`).
+pub const RUN_AS: i64 = 65532;
+/// Where the matcher's embedded store lives in its pod.
+const DATA_DIR: &str = "/var/lib/jobmatch";
+/// Where mounted Secret keys appear in a pod.
+const SECRETS_DIR: &str = "/etc/jobmatch";
 
-pub fn name(role: &str) -> String {
+pub fn name(role: Role) -> String {
     format!("jobmatch-{role}")
+}
+
+/// How long a pod of the role may take to stop after SIGTERM: every role finishes the
+/// message it holds, then exits. The fetcher may be inside a board request (30 s timeout
+/// plus backoff), the notifier inside an SMTP or Slack delivery with its retries.
+pub fn termination_grace_seconds(role: Role) -> i64 {
+    match role {
+        Role::Fetcher => 60,
+        Role::Embedder => 30,
+        Role::Matcher => 30,
+        Role::Notifier => 60,
+    }
+}
+
+/// The NATS monitoring endpoint KEDA reads lag from: the setting, else the host of the
+/// workers' NATS URL (the first, when several are given) on port 8222.
+pub fn monitoring_endpoint(settings: &FleetSettings) -> String {
+    if let Some(endpoint) = settings.nats_monitoring_endpoint.as_deref()
+        && !endpoint.trim().is_empty()
+    {
+        return endpoint.trim().to_owned();
+    }
+    let first = settings.nats_url.split(',').next().unwrap_or("").trim();
+    let host = url::Url::parse(first)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "nats".to_owned());
+    format!("{host}:8222")
 }
 
 /// Fetcher replicas for `sources` active sources.
@@ -80,31 +141,44 @@ pub fn fetcher_replicas(sources: usize, settings: &FleetSettings) -> i32 {
     wanted.clamp(1, settings.max_fetchers.max(1) as usize) as i32
 }
 
+/// How a role's replicas are decided.
+enum Scale {
+    Fixed(i32),
+    /// By a scaler on this consumer's lag, up to this many.
+    Lag(ConsumerSpec, i32),
+}
+
+fn scale(role: Role, active_sources: usize, settings: &FleetSettings) -> Scale {
+    match role {
+        Role::Fetcher => Scale::Fixed(fetcher_replicas(active_sources, settings)),
+        Role::Embedder => Scale::Lag(m::EMBEDDER_CONSUMER, settings.max_embedders),
+        Role::Matcher if settings.qdrant_url.is_some() => {
+            Scale::Lag(m::MATCHER_CONSUMER, settings.max_matchers)
+        }
+        Role::Matcher => Scale::Fixed(1),
+        Role::Notifier => Scale::Fixed(settings.notifiers),
+    }
+}
+
 /// Everything the fleet should be.
 pub fn build(
-    active_sources: usize,
+    observed: &Observed,
     settings: &FleetSettings,
-    autoscaler: Autoscaler,
+    apis: ServerApis,
     owner: Option<&Owner>,
 ) -> Fleet {
     let mut objects = Vec::new();
     let mut absent = Vec::new();
-    for role in ROLES {
+    for role in Role::ALL {
         objects.push(service_account(role, owner));
-        let scaled = match role {
-            "embedder" => Some((m::EMBEDDER_CONSUMER, settings.max_embedders)),
-            "matcher" if settings.qdrant_url.is_some() => {
-                Some((m::MATCHER_CONSUMER, settings.max_matchers))
-            }
-            _ => None,
+        let scale = scale(role, observed.active_sources, settings);
+        let replicas = match scale {
+            Scale::Fixed(n) => Some(n),
+            Scale::Lag(..) => None,
         };
-        let replicas = match role {
-            "fetcher" => Some(fetcher_replicas(active_sources, settings)),
-            "notifier" => Some(settings.notifiers),
-            "matcher" if scaled.is_none() => Some(1),
-            _ => None,
-        };
-        objects.push(deployment(role, replicas, settings, owner));
+        objects.push(deployment(role, replicas, observed, settings, owner));
+        objects.push(service(role, owner));
+        objects.push(disruption_budget(role, apis.pdb, owner));
         let (keda, hpa) = (
             Absent {
                 api_version: "keda.sh/v1alpha1",
@@ -117,34 +191,40 @@ pub fn build(
                 name: name(role),
             },
         );
-        match (scaled, autoscaler) {
-            (Some((consumer, max)), Autoscaler::Keda) => {
+        match (scale, apis.autoscaler) {
+            (Scale::Lag(consumer, max), Autoscaler::Keda) => {
                 objects.push(scaled_object(role, consumer, max, settings, owner));
                 absent.push(hpa);
             }
             // Without KEDA installed there can be no ScaledObject to remove.
-            (Some((_, max)), Autoscaler::Hpa(version)) => {
+            (Scale::Lag(_, max), Autoscaler::Hpa(version)) => {
                 objects.push(hpa_object(role, version, max, owner));
             }
-            (None, Autoscaler::Keda) => {
+            (Scale::Fixed(_), Autoscaler::Keda) => {
                 absent.push(keda);
                 absent.push(hpa);
             }
-            (None, Autoscaler::Hpa(_)) => absent.push(hpa),
+            (Scale::Fixed(_), Autoscaler::Hpa(_)) => absent.push(hpa),
         }
     }
     Fleet { objects, absent }
 }
 
-fn labels(role: &str) -> Value {
+/// The labels that select a role's pods.
+fn selector_labels(role: Role) -> Value {
     json!({
         "app.kubernetes.io/name": "jobmatch",
-        "app.kubernetes.io/component": role,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/component": role.name(),
     })
 }
 
-fn metadata(role: &str, owner: Option<&Owner>) -> Value {
+fn labels(role: Role) -> Value {
+    let mut l = selector_labels(role);
+    l["app.kubernetes.io/managed-by"] = json!(MANAGED_BY);
+    l
+}
+
+fn metadata(role: Role, owner: Option<&Owner>) -> Value {
     let mut meta = json!({
         "name": name(role),
         "labels": labels(role),
@@ -160,7 +240,7 @@ fn metadata(role: &str, owner: Option<&Owner>) -> Value {
     meta
 }
 
-fn desired(api_version: &str, kind: &str, role: &str, object: Value) -> Desired {
+fn desired(api_version: &str, kind: &str, role: Role, object: Value) -> Desired {
     Desired {
         api_version: api_version.to_owned(),
         kind: kind.to_owned(),
@@ -169,7 +249,7 @@ fn desired(api_version: &str, kind: &str, role: &str, object: Value) -> Desired 
     }
 }
 
-fn service_account(role: &str, owner: Option<&Owner>) -> Desired {
+fn service_account(role: Role, owner: Option<&Owner>) -> Desired {
     desired(
         "v1",
         "ServiceAccount",
@@ -184,62 +264,145 @@ fn service_account(role: &str, owner: Option<&Owner>) -> Desired {
     )
 }
 
-fn env(role: &str, settings: &FleetSettings) -> Vec<Value> {
-    let mut env = vec![
-        json!({"name": "JOBMATCH_NATS_URL", "value": settings.nats_url}),
-        json!({"name": "JOBMATCH_LISTEN", "value": format!("0.0.0.0:{HTTP_PORT}")}),
-        json!({"name": "JOBMATCH_LOG_FORMAT", "value": "json"}),
-        json!({"name": "JOBMATCH_DATA_DIR", "value": "/var/lib/jobmatch"}),
-    ];
-    if let Some(url) = &settings.qdrant_url
-        && role == "matcher"
-    {
-        env.push(json!({"name": "JOBMATCH_QDRANT_URL", "value": url}));
-    }
-    if role == "embedder" {
-        env.push(json!({"name": "JOBMATCH_MODEL_DIR", "value": settings.model_dir}));
-    }
-    if role == "notifier" {
-        env.push(json!({
-            "name": "JOBMATCH_SMTP_URL",
-            "valueFrom": {"secretKeyRef": {
-                "name": settings.smtp_secret, "key": "url", "optional": true
-            }},
-        }));
-        env.push(json!({"name": "JOBMATCH_SMTP_FROM", "value": settings.smtp_from}));
-    }
-    env
+/// A Secret key mounted as a file: (volume, mount, the file's path in the pod).
+fn secret_file(volume: &str, secret: &SecretKey) -> (Value, Value, String) {
+    let dir = format!("{SECRETS_DIR}/{volume}");
+    let path = format!("{dir}/{}", secret.key);
+    (
+        json!({
+            "name": volume,
+            "secret": {
+                "secretName": secret.name,
+                "items": [{"key": secret.key, "path": secret.key}],
+                "defaultMode": 0o440,
+            },
+        }),
+        json!({"name": volume, "mountPath": dir, "readOnly": true}),
+        path,
+    )
 }
 
-fn resources(role: &str, settings: &FleetSettings) -> Value {
-    let mut r = match role {
-        "embedder" => json!({
-            "requests": {"cpu": "1", "memory": "512Mi"},
-            "limits": {"memory": "1Gi"},
-        }),
-        "matcher" => json!({
-            "requests": {"cpu": "250m", "memory": "256Mi"},
-            "limits": {"memory": "1Gi"},
-        }),
-        _ => json!({
-            "requests": {"cpu": "100m", "memory": "64Mi"},
-            "limits": {"memory": "256Mi"},
-        }),
-    };
-    if role == "embedder" && settings.gpu {
-        r["limits"]["nvidia.com/gpu"] = json!("1");
-        r["requests"]["nvidia.com/gpu"] = json!("1");
+/// What a role's container is given: environment, volumes and their mounts.
+#[derive(Default)]
+struct PodInputs {
+    env: Vec<Value>,
+    volumes: Vec<Value>,
+    mounts: Vec<Value>,
+}
+
+impl PodInputs {
+    fn env(&mut self, name: &str, value: impl Into<Value>) {
+        self.env.push(json!({"name": name, "value": value.into()}));
+    }
+
+    fn secret_env(&mut self, name: &str, secret: &SecretKey, optional: bool) {
+        self.env.push(json!({
+            "name": name,
+            "valueFrom": {"secretKeyRef": {
+                "name": secret.name, "key": secret.key, "optional": optional,
+            }},
+        }));
+    }
+
+    /// Mounts a Secret key and points `env` at the file.
+    fn secret_file(&mut self, env: &str, volume: &str, secret: &SecretKey) {
+        let (volume, mount, path) = secret_file(volume, secret);
+        self.volumes.push(volume);
+        self.mounts.push(mount);
+        self.env(env, path);
+    }
+}
+
+fn pod_inputs(role: Role, settings: &FleetSettings) -> PodInputs {
+    let mut p = PodInputs::default();
+    p.env("JOBMATCH_NATS_URL", settings.nats_url.as_str());
+    p.env("JOBMATCH_LISTEN", format!("0.0.0.0:{HTTP_PORT}"));
+    p.env("JOBMATCH_LOG_FORMAT", "json");
+    if let Some(secret) = &settings.nats_credentials_secret {
+        p.secret_file("JOBMATCH_NATS_CREDS", "nats-credentials", secret);
+    }
+    if let Some(secret) = &settings.nats_ca_secret {
+        p.secret_file("JOBMATCH_NATS_CA", "nats-ca", secret);
+    }
+    p.volumes.push(json!({"name": "tmp", "emptyDir": {}}));
+    p.mounts.push(json!({"name": "tmp", "mountPath": "/tmp"}));
+    match role {
+        Role::Embedder => p.env("JOBMATCH_MODEL_DIR", settings.model_dir.as_str()),
+        Role::Matcher => match &settings.qdrant_url {
+            Some(url) => {
+                p.env("JOBMATCH_QDRANT_URL", url.as_str());
+                if let Some(secret) = &settings.qdrant_api_key_secret {
+                    p.secret_env("JOBMATCH_QDRANT_API_KEY", secret, false);
+                }
+                if let Some(secret) = &settings.qdrant_ca_secret {
+                    // rustls-native-certs, which the Qdrant client's TLS uses, reads it.
+                    p.secret_file("SSL_CERT_FILE", "qdrant-ca", secret);
+                }
+            }
+            None => {
+                p.env("JOBMATCH_DATA_DIR", DATA_DIR);
+                p.volumes.push(match &settings.matcher_claim {
+                    Some(claim) => {
+                        json!({"name": "data", "persistentVolumeClaim": {"claimName": claim}})
+                    }
+                    None => json!({"name": "data", "emptyDir": {}}),
+                });
+                p.mounts
+                    .push(json!({"name": "data", "mountPath": DATA_DIR}));
+            }
+        },
+        Role::Notifier => {
+            let smtp = SecretKey {
+                name: settings.smtp_secret.clone(),
+                key: "url".into(),
+            };
+            // Optional: Slack-only installations need no SMTP server. A subscription
+            // that wants email while the Secret is missing is refused by its reconcile.
+            p.secret_env("JOBMATCH_SMTP_URL", &smtp, true);
+            p.env("JOBMATCH_SMTP_FROM", settings.smtp_from.as_str());
+        }
+        Role::Fetcher => {}
+    }
+    p
+}
+
+fn resources(role: Role, settings: &FleetSettings) -> Value {
+    let mut r = settings
+        .resources
+        .0
+        .get(&role)
+        .cloned()
+        .unwrap_or_else(|| match role {
+            Role::Embedder => json!({
+                "requests": {"cpu": "1", "memory": "512Mi"},
+                "limits": {"memory": "1Gi"},
+            }),
+            Role::Matcher => json!({
+                "requests": {"cpu": "250m", "memory": "256Mi"},
+                "limits": {"memory": "1Gi"},
+            }),
+            Role::Fetcher | Role::Notifier => json!({
+                "requests": {"cpu": "100m", "memory": "64Mi"},
+                "limits": {"memory": "256Mi"},
+            }),
+        });
+    if role == Role::Embedder && settings.gpu {
+        let count = json!(settings.gpu_count.max(1).to_string());
+        r["limits"]["nvidia.com/gpu"] = count.clone();
+        r["requests"]["nvidia.com/gpu"] = count;
     }
     r
 }
 
 fn deployment(
-    role: &str,
+    role: Role,
     replicas: Option<i32>,
+    observed: &Observed,
     settings: &FleetSettings,
     owner: Option<&Owner>,
 ) -> Desired {
-    let image = if role == "embedder" && settings.gpu {
+    let gpu = role == Role::Embedder && settings.gpu;
+    let image = if gpu {
         &settings.gpu_image
     } else {
         &settings.image
@@ -251,25 +414,29 @@ fn deployment(
             "failureThreshold": 3,
         })
     };
+    let inputs = pod_inputs(role, settings);
     let mut pod_spec = json!({
         "serviceAccountName": name(role),
         "automountServiceAccountToken": false,
+        "terminationGracePeriodSeconds": termination_grace_seconds(role),
         "securityContext": {
             "runAsNonRoot": true,
-            "runAsUser": 65532,
-            "runAsGroup": 65532,
-            "fsGroup": 65532,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [{
-            "name": role,
+            "name": role.name(),
             "image": image,
-            "imagePullPolicy": "IfNotPresent",
-            "args": [role],
-            "env": env(role, settings),
+            "imagePullPolicy": settings.image_pull_policy,
+            "args": [role.name()],
+            "env": inputs.env,
             "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
             "readinessProbe": probe("/ready", 5),
             "livenessProbe": probe("/health", 20),
+            // The embedder loads its model before it answers (seconds on CPU; a cold
+            // GPU or a large model takes longer): up to five minutes.
             "startupProbe": {
                 "httpGet": {"path": "/health", "port": "http"},
                 "periodSeconds": 5,
@@ -281,37 +448,40 @@ fn deployment(
                 "readOnlyRootFilesystem": true,
                 "capabilities": {"drop": ["ALL"]},
             },
-            "volumeMounts": [
-                {"name": "tmp", "mountPath": "/tmp"},
-                {"name": "data", "mountPath": "/var/lib/jobmatch"},
-            ],
+            "volumeMounts": inputs.mounts,
         }],
-        "volumes": [
-            {"name": "tmp", "emptyDir": {}},
-            {"name": "data", "emptyDir": {}},
-        ],
+        "volumes": inputs.volumes,
     });
-    if role == "embedder" && settings.gpu {
+    if gpu {
         if !settings.gpu_node_selector.is_empty() {
             pod_spec["nodeSelector"] = json!(settings.gpu_node_selector);
         }
         let tolerations: Vec<Value> = settings
             .gpu_tolerations
             .iter()
-            .map(|key| json!({"key": key, "operator": "Exists", "effect": "NoSchedule"}))
+            .filter(|key| !key.trim().is_empty())
+            .map(|key| json!({"key": key.trim(), "operator": "Exists", "effect": "NoSchedule"}))
             .collect();
         pod_spec["tolerations"] = Value::Array(tolerations);
     }
+    let mut template_meta = json!({"labels": labels(role)});
+    if role == Role::Notifier {
+        let digest = observed.smtp_secret.as_deref().unwrap_or("absent");
+        template_meta["annotations"] = json!({ SMTP_DIGEST_ANNOTATION: digest });
+    }
     let mut spec = json!({
-        "selector": {"matchLabels": {
-            "app.kubernetes.io/name": "jobmatch",
-            "app.kubernetes.io/component": role,
-        }},
+        "selector": {"matchLabels": selector_labels(role)},
+        "revisionHistoryLimit": 3,
         "template": {
-            "metadata": {"labels": labels(role)},
+            "metadata": template_meta,
             "spec": pod_spec,
         },
     });
+    // The embedded store is one process's: the old matcher stops before the new one
+    // opens the store (a rolling update would run both, on one volume or on two).
+    if role == Role::Matcher && settings.qdrant_url.is_none() {
+        spec["strategy"] = json!({"type": "Recreate"});
+    }
     // A scaled Deployment leaves `replicas` to its scaler: applying it would fight it.
     if let Some(n) = replicas {
         spec["replicas"] = json!(n);
@@ -329,8 +499,51 @@ fn deployment(
     )
 }
 
+/// The role's HTTP port as a Service: `/metrics` for scrapers, and on the embedder the
+/// embedding API.
+fn service(role: Role, owner: Option<&Owner>) -> Desired {
+    let mut meta = metadata(role, owner);
+    meta["annotations"] = json!({
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": HTTP_PORT.to_string(),
+        "prometheus.io/path": "/metrics",
+    });
+    desired(
+        "v1",
+        "Service",
+        role,
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "selector": selector_labels(role),
+                "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+        }),
+    )
+}
+
+/// Voluntary disruptions (node drains) take one pod of a role at a time.
+fn disruption_budget(role: Role, api_version: &str, owner: Option<&Owner>) -> Desired {
+    desired(
+        api_version,
+        "PodDisruptionBudget",
+        role,
+        json!({
+            "apiVersion": api_version,
+            "kind": "PodDisruptionBudget",
+            "metadata": metadata(role, owner),
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": selector_labels(role)},
+            },
+        }),
+    )
+}
+
 fn scaled_object(
-    role: &str,
+    role: Role,
     consumer: ConsumerSpec,
     max: i32,
     settings: &FleetSettings,
@@ -351,7 +564,7 @@ fn scaled_object(
                 "triggers": [{
                     "type": "nats-jetstream",
                     "metadata": {
-                        "natsServerMonitoringEndpoint": settings.nats_monitoring_endpoint,
+                        "natsServerMonitoringEndpoint": monitoring_endpoint(settings),
                         "account": "$G",
                         "stream": consumer.stream,
                         "consumer": consumer.name,
@@ -363,7 +576,7 @@ fn scaled_object(
     )
 }
 
-fn hpa_object(role: &str, api_version: &str, max: i32, owner: Option<&Owner>) -> Desired {
+fn hpa_object(role: Role, api_version: &str, max: i32, owner: Option<&Owner>) -> Desired {
     desired(
         api_version,
         "HorizontalPodAutoscaler",
@@ -408,39 +621,87 @@ pub fn with_digest(mut object: Value) -> (Value, String) {
     (object, d)
 }
 
-/// Node selector `key=value,key=value` from the command line.
-pub fn parse_node_selector(text: &str) -> Result<BTreeMap<String, String>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            pair.split_once('=')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .ok_or_else(|| format!("{pair:?} is not key=value"))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+    const HPA: ServerApis = ServerApis {
+        autoscaler: Autoscaler::Hpa("autoscaling/v2beta2"),
+        pdb: "policy/v1beta1",
+    };
+    const KEDA: ServerApis = ServerApis {
+        autoscaler: Autoscaler::Keda,
+        pdb: "policy/v1",
+    };
 
     fn settings() -> FleetSettings {
         FleetSettings::for_tests()
     }
 
-    fn find<'a>(fleet: &'a Fleet, kind: &str, role: &str) -> Option<&'a Desired> {
+    fn sources(active_sources: usize) -> Observed {
+        Observed {
+            active_sources,
+            smtp_secret: None,
+        }
+    }
+
+    #[test]
+    fn a_new_or_changed_smtp_secret_rolls_the_notifiers_only() {
+        let s = settings();
+        let absent = build(&sources(1), &s, HPA, None);
+        let present = build(
+            &Observed {
+                active_sources: 1,
+                smtp_secret: Some("0123456789abcdef".into()),
+            },
+            &s,
+            HPA,
+            None,
+        );
+        let template = |f: &Fleet, role| {
+            find(f, "Deployment", role).unwrap().object["spec"]["template"].clone()
+        };
+        assert_eq!(
+            template(&absent, Role::Notifier)["metadata"]["annotations"][SMTP_DIGEST_ANNOTATION],
+            "absent"
+        );
+        assert_ne!(
+            template(&absent, Role::Notifier),
+            template(&present, Role::Notifier)
+        );
+        for role in [Role::Fetcher, Role::Embedder, Role::Matcher] {
+            assert_eq!(template(&absent, role), template(&present, role), "{role}");
+        }
+    }
+
+    fn find<'a>(fleet: &'a Fleet, kind: &str, role: Role) -> Option<&'a Desired> {
         fleet
             .objects
             .iter()
             .find(|d| d.kind == kind && d.name == name(role))
     }
 
-    fn typed_deployment(fleet: &Fleet, role: &str) -> Deployment {
-        let d = find(fleet, "Deployment", role).expect("deployment");
-        serde_json::from_value(d.object.clone()).expect("a valid apps/v1 Deployment")
+    fn typed<T: serde::de::DeserializeOwned>(fleet: &Fleet, kind: &str, role: Role) -> T {
+        let d = find(fleet, kind, role).unwrap_or_else(|| panic!("{kind} of {role}"));
+        serde_json::from_value(d.object.clone())
+            .unwrap_or_else(|e| panic!("{kind} of {role} is not a valid object: {e}"))
+    }
+
+    fn pod(fleet: &Fleet, role: Role) -> k8s_openapi::api::core::v1::PodSpec {
+        let d: Deployment = typed(fleet, "Deployment", role);
+        d.spec.unwrap().template.spec.unwrap()
+    }
+
+    fn env_of(pod: &k8s_openapi::api::core::v1::PodSpec, var: &str) -> Option<String> {
+        let env = pod.containers[0].env.as_ref()?;
+        let e = env.iter().find(|e| e.name == var)?;
+        Some(match &e.value {
+            Some(v) => v.clone(),
+            None => serde_json::to_string(&e.value_from).unwrap(),
+        })
     }
 
     #[test]
@@ -451,45 +712,200 @@ mod tests {
         assert_eq!(fetcher_replicas(25, &s), 1);
         assert_eq!(fetcher_replicas(26, &s), 2);
         assert_eq!(fetcher_replicas(10_000, &s), 4);
-        let fleet = build(60, &s, Autoscaler::Hpa("autoscaling/v2beta2"), None);
-        assert_eq!(
-            typed_deployment(&fleet, "fetcher").spec.unwrap().replicas,
-            Some(3)
-        );
+        let fleet = build(&sources(60), &s, HPA, None);
+        let d: Deployment = typed(&fleet, "Deployment", Role::Fetcher);
+        assert_eq!(d.spec.unwrap().replicas, Some(3));
     }
 
     #[test]
     fn every_role_gets_a_hardened_deployment_and_its_own_service_account() {
-        let fleet = build(3, &settings(), Autoscaler::Hpa("autoscaling/v2beta2"), None);
-        for role in ROLES {
-            let d = typed_deployment(&fleet, role);
-            let pod = d.spec.unwrap().template.spec.unwrap();
+        let fleet = build(&sources(3), &settings(), HPA, None);
+        for role in Role::ALL {
+            let pod = pod(&fleet, role);
             assert_eq!(
                 pod.service_account_name.as_deref(),
                 Some(name(role).as_str())
             );
-            let psc = pod.security_context.unwrap();
+            let psc = pod.security_context.as_ref().unwrap();
             assert_eq!(psc.run_as_non_root, Some(true));
+            assert_eq!(psc.run_as_user, Some(RUN_AS));
+            assert_eq!(
+                pod.termination_grace_period_seconds,
+                Some(termination_grace_seconds(role))
+            );
             let c = &pod.containers[0];
-            assert_eq!(c.args.as_deref(), Some(&[role.to_owned()][..]));
+            assert_eq!(c.args.as_deref(), Some(&[role.name().to_owned()][..]));
+            assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
             let sc = c.security_context.as_ref().unwrap();
             assert_eq!(sc.read_only_root_filesystem, Some(true));
             assert_eq!(sc.allow_privilege_escalation, Some(false));
             assert!(c.readiness_probe.is_some() && c.liveness_probe.is_some());
             assert!(c.resources.as_ref().unwrap().requests.is_some());
-            let sa: ServiceAccount = serde_json::from_value(
-                find(&fleet, "ServiceAccount", role).unwrap().object.clone(),
-            )
-            .unwrap();
+            let sa: ServiceAccount = typed(&fleet, "ServiceAccount", role);
             assert_eq!(sa.automount_service_account_token, Some(false));
         }
     }
 
     #[test]
+    fn every_role_has_a_service_and_a_one_at_a_time_disruption_budget() {
+        for apis in [HPA, KEDA] {
+            let fleet = build(&sources(1), &settings(), apis, None);
+            for role in Role::ALL {
+                let svc: Service = typed(&fleet, "Service", role);
+                let spec = svc.spec.unwrap();
+                assert_eq!(spec.ports.unwrap()[0].port, i32::from(HTTP_PORT));
+                assert_eq!(
+                    spec.selector.unwrap()["app.kubernetes.io/component"],
+                    role.name()
+                );
+                let pdb = find(&fleet, "PodDisruptionBudget", role).unwrap();
+                assert_eq!(pdb.api_version, apis.pdb);
+                // The v1beta1 spec has the same fields; read both as v1.
+                let mut object = pdb.object.clone();
+                object["apiVersion"] = serde_json::json!("policy/v1");
+                let typed_pdb: PodDisruptionBudget = serde_json::from_value(object).unwrap();
+                let spec = typed_pdb.spec.unwrap();
+                assert_eq!(
+                    spec.max_unavailable,
+                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+                );
+                assert_eq!(
+                    spec.selector.unwrap().match_labels.unwrap()["app.kubernetes.io/component"],
+                    role.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_embedded_store_lives_on_the_claim_and_is_never_opened_twice() {
+        let mut s = settings();
+        s.matcher_claim = Some("jobmatch-matcher-data".into());
+        let fleet = build(&sources(1), &s, HPA, None);
+        let d: Deployment = typed(&fleet, "Deployment", Role::Matcher);
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+        let matcher = spec.template.spec.unwrap();
+        let data = matcher
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "data")
+            .unwrap();
+        assert_eq!(
+            data.persistent_volume_claim.unwrap().claim_name,
+            "jobmatch-matcher-data"
+        );
+        assert_eq!(
+            env_of(&pod(&fleet, Role::Matcher), "JOBMATCH_DATA_DIR").as_deref(),
+            Some(DATA_DIR)
+        );
+        // Without a claim it is an emptyDir; other roles have no data volume at all.
+        let fleet = build(&sources(1), &settings(), HPA, None);
+        let vols = pod(&fleet, Role::Matcher).volumes.unwrap();
+        assert!(
+            vols.iter()
+                .any(|v| v.name == "data" && v.empty_dir.is_some())
+        );
+        for role in [Role::Fetcher, Role::Embedder, Role::Notifier] {
+            let vols = pod(&fleet, role).volumes.unwrap();
+            assert!(vols.iter().all(|v| v.name != "data"), "{role}");
+            let d: Deployment = typed(&fleet, "Deployment", role);
+            assert!(d.spec.unwrap().strategy.is_none(), "{role} rolls");
+        }
+    }
+
+    #[test]
+    fn nats_and_qdrant_secrets_are_mounted_where_the_workers_read_them() {
+        let mut s = settings();
+        s.nats_credentials_secret = Some(SecretKey {
+            name: "nats".into(),
+            key: "user.creds".into(),
+        });
+        s.nats_ca_secret = Some(SecretKey {
+            name: "nats-tls".into(),
+            key: "ca.crt".into(),
+        });
+        s.qdrant_url = Some("https://qdrant:6334".into());
+        s.qdrant_api_key_secret = Some(SecretKey {
+            name: "qdrant".into(),
+            key: "api-key".into(),
+        });
+        let fleet = build(&sources(1), &s, KEDA, None);
+        for role in Role::ALL {
+            let pod = pod(&fleet, role);
+            let creds = env_of(&pod, "JOBMATCH_NATS_CREDS").unwrap();
+            assert_eq!(creds, "/etc/jobmatch/nats-credentials/user.creds");
+            assert_eq!(
+                env_of(&pod, "JOBMATCH_NATS_CA").as_deref(),
+                Some("/etc/jobmatch/nats-ca/ca.crt")
+            );
+            let c = &pod.containers[0];
+            let mounts = c.volume_mounts.as_ref().unwrap();
+            assert!(
+                mounts
+                    .iter()
+                    .any(|m| m.mount_path == "/etc/jobmatch/nats-credentials")
+            );
+            let vols = pod.volumes.as_ref().unwrap();
+            let v = vols.iter().find(|v| v.name == "nats-credentials").unwrap();
+            assert_eq!(
+                v.secret.as_ref().unwrap().secret_name.as_deref(),
+                Some("nats")
+            );
+        }
+        let matcher = pod(&fleet, Role::Matcher);
+        assert_eq!(
+            env_of(&matcher, "JOBMATCH_QDRANT_URL").as_deref(),
+            Some("https://qdrant:6334")
+        );
+        let key = env_of(&matcher, "JOBMATCH_QDRANT_API_KEY").unwrap();
+        assert!(
+            key.contains("\"qdrant\"") && key.contains("api-key"),
+            "{key}"
+        );
+        assert!(env_of(&matcher, "JOBMATCH_DATA_DIR").is_none());
+        assert!(env_of(&pod(&fleet, Role::Embedder), "JOBMATCH_QDRANT_URL").is_none());
+    }
+
+    #[test]
+    fn the_notifier_reads_smtp_from_an_optional_secret() {
+        let fleet = build(&sources(1), &settings(), HPA, None);
+        let smtp = env_of(&pod(&fleet, Role::Notifier), "JOBMATCH_SMTP_URL").unwrap();
+        assert!(
+            smtp.contains("jobmatch-smtp") && smtp.contains("\"optional\":true"),
+            "{smtp}"
+        );
+    }
+
+    #[test]
+    fn resources_and_pull_policy_follow_the_settings() {
+        let mut s = settings();
+        s.image_pull_policy = "Never".into();
+        s.resources = crate::settings::parse_resources(
+            r#"{"embedder": {"requests": {"cpu": "100m"}, "limits": {"memory": "2Gi"}}}"#,
+        )
+        .unwrap();
+        let fleet = build(&sources(1), &s, HPA, None);
+        let embedder = pod(&fleet, Role::Embedder);
+        let r = embedder.containers[0].resources.as_ref().unwrap();
+        assert_eq!(r.requests.as_ref().unwrap()["cpu"].0, "100m");
+        assert_eq!(r.limits.as_ref().unwrap()["memory"].0, "2Gi");
+        assert_eq!(
+            embedder.containers[0].image_pull_policy.as_deref(),
+            Some("Never")
+        );
+        // Roles not named keep their defaults.
+        let matcher = pod(&fleet, Role::Matcher);
+        let r = matcher.containers[0].resources.as_ref().unwrap();
+        assert_eq!(r.requests.as_ref().unwrap()["cpu"].0, "250m");
+    }
+
+    #[test]
     fn gpu_embedder_requests_a_gpu_and_lands_on_gpu_nodes() {
         let mut s = settings();
-        let cpu = typed_deployment(&build(1, &s, Autoscaler::Keda, None), "embedder");
-        let cpu_pod = cpu.spec.unwrap().template.spec.unwrap();
+        let cpu_pod = pod(&build(&sources(1), &s, KEDA, None), Role::Embedder);
         assert!(cpu_pod.node_selector.is_none());
         assert!(
             !cpu_pod.containers[0]
@@ -502,12 +918,12 @@ mod tests {
                 .contains_key("nvidia.com/gpu")
         );
         s.gpu = true;
-        let gpu = typed_deployment(&build(1, &s, Autoscaler::Keda, None), "embedder");
-        let pod = gpu.spec.unwrap().template.spec.unwrap();
+        s.gpu_count = 2;
+        let pod = pod(&build(&sources(1), &s, KEDA, None), Role::Embedder);
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some(s.gpu_image.as_str()));
         let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
-        assert_eq!(limits["nvidia.com/gpu"].0, "1");
+        assert_eq!(limits["nvidia.com/gpu"].0, "2");
         assert_eq!(pod.node_selector.unwrap()["nvidia.com/gpu.present"], "true");
         assert_eq!(
             pod.tolerations.unwrap()[0].key.as_deref(),
@@ -517,12 +933,16 @@ mod tests {
 
     #[test]
     fn keda_scales_embedder_on_consumer_lag_and_removes_hpas() {
-        let fleet = build(1, &settings(), Autoscaler::Keda, None);
-        let so = &find(&fleet, "ScaledObject", "embedder").unwrap().object;
+        let fleet = build(&sources(1), &settings(), KEDA, None);
+        let so = &find(&fleet, "ScaledObject", Role::Embedder).unwrap().object;
         let trigger = &so["spec"]["triggers"][0];
         assert_eq!(trigger["type"], "nats-jetstream");
         assert_eq!(trigger["metadata"]["stream"], m::JOBS_STREAM);
         assert_eq!(trigger["metadata"]["consumer"], m::EMBEDDER_CONSUMER.name);
+        assert_eq!(
+            trigger["metadata"]["natsServerMonitoringEndpoint"],
+            "nats:8222"
+        );
         assert!(
             fleet
                 .absent
@@ -530,39 +950,43 @@ mod tests {
                 .any(|a| a.kind == "HorizontalPodAutoscaler")
         );
         // Scaled Deployments leave replicas to the scaler.
-        assert_eq!(
-            typed_deployment(&fleet, "embedder").spec.unwrap().replicas,
-            None
-        );
+        let d: Deployment = typed(&fleet, "Deployment", Role::Embedder);
+        assert_eq!(d.spec.unwrap().replicas, None);
+    }
+
+    #[test]
+    fn the_monitoring_endpoint_is_derived_from_the_nats_url() {
+        let mut s = settings();
+        s.nats_url = "nats://user:pw@nats.messaging.svc:4222,nats://other:4222".into();
+        assert_eq!(monitoring_endpoint(&s), "nats.messaging.svc:8222");
+        s.nats_url = "tls://10.0.0.7:4222".into();
+        assert_eq!(monitoring_endpoint(&s), "10.0.0.7:8222");
+        s.nats_monitoring_endpoint = Some("monitor:8888".into());
+        assert_eq!(monitoring_endpoint(&s), "monitor:8888");
     }
 
     #[test]
     fn without_keda_an_hpa_of_the_offered_version_scales_the_embedder() {
-        let fleet = build(1, &settings(), Autoscaler::Hpa("autoscaling/v2beta2"), None);
-        let hpa = find(&fleet, "HorizontalPodAutoscaler", "embedder").unwrap();
+        let fleet = build(&sources(1), &settings(), HPA, None);
+        let hpa = find(&fleet, "HorizontalPodAutoscaler", Role::Embedder).unwrap();
         assert_eq!(hpa.api_version, "autoscaling/v2beta2");
         assert_eq!(hpa.object["spec"]["maxReplicas"], 3);
-        assert!(find(&fleet, "ScaledObject", "embedder").is_none());
+        assert!(find(&fleet, "ScaledObject", Role::Embedder).is_none());
     }
 
     #[test]
     fn matcher_scales_only_with_qdrant() {
         let mut s = settings();
-        let embedded = build(1, &s, Autoscaler::Keda, None);
-        assert!(find(&embedded, "ScaledObject", "matcher").is_none());
-        assert_eq!(
-            typed_deployment(&embedded, "matcher")
-                .spec
-                .unwrap()
-                .replicas,
-            Some(1)
-        );
+        let embedded = build(&sources(1), &s, KEDA, None);
+        assert!(find(&embedded, "ScaledObject", Role::Matcher).is_none());
+        let d: Deployment = typed(&embedded, "Deployment", Role::Matcher);
+        assert_eq!(d.spec.unwrap().replicas, Some(1));
         s.qdrant_url = Some("http://qdrant:6334".into());
-        let qdrant = build(1, &s, Autoscaler::Keda, None);
-        assert!(find(&qdrant, "ScaledObject", "matcher").is_some());
-        let env = &find(&qdrant, "Deployment", "matcher").unwrap().object["spec"]["template"]["spec"]
-            ["containers"][0]["env"];
-        assert!(env.to_string().contains("JOBMATCH_QDRANT_URL"));
+        let qdrant = build(&sources(1), &s, KEDA, None);
+        assert!(find(&qdrant, "ScaledObject", Role::Matcher).is_some());
+        let d: Deployment = typed(&qdrant, "Deployment", Role::Matcher);
+        // Several matchers share Qdrant: they roll like the others.
+        assert!(d.spec.unwrap().strategy.is_none());
     }
 
     #[test]
@@ -573,7 +997,7 @@ mod tests {
             name: "jobmatch-operator".into(),
             uid: "1234".into(),
         };
-        let fleet = build(1, &settings(), Autoscaler::Keda, Some(&owner));
+        let fleet = build(&sources(1), &settings(), KEDA, Some(&owner));
         for d in &fleet.objects {
             assert_eq!(
                 d.object["metadata"]["ownerReferences"][0]["uid"], "1234",
@@ -585,22 +1009,18 @@ mod tests {
 
     #[test]
     fn digest_changes_with_content_only() {
-        let a = build(1, &settings(), Autoscaler::Keda, None);
-        let b = build(1, &settings(), Autoscaler::Keda, None);
-        let c = build(30, &settings(), Autoscaler::Keda, None);
-        let fetcher = |f: &Fleet| digest(&find(f, "Deployment", "fetcher").unwrap().object);
+        let a = build(&sources(1), &settings(), KEDA, None);
+        let b = build(&sources(1), &settings(), KEDA, None);
+        let c = build(&sources(30), &settings(), KEDA, None);
+        let fetcher = |f: &Fleet| digest(&find(f, "Deployment", Role::Fetcher).unwrap().object);
         assert_eq!(fetcher(&a), fetcher(&b));
         assert_ne!(fetcher(&a), fetcher(&c));
-        let (annotated, d) = with_digest(find(&a, "Deployment", "fetcher").unwrap().object.clone());
-        assert_eq!(annotated["metadata"]["annotations"][DIGEST_ANNOTATION], d);
-    }
-
-    #[test]
-    fn node_selector_parses_pairs() {
-        assert_eq!(
-            parse_node_selector("a=b, c=d").unwrap(),
-            BTreeMap::from([("a".into(), "b".into()), ("c".into(), "d".into())])
+        let (annotated, d) = with_digest(
+            find(&a, "Deployment", Role::Fetcher)
+                .unwrap()
+                .object
+                .clone(),
         );
-        assert!(parse_node_selector("nope").is_err());
+        assert_eq!(annotated["metadata"]["annotations"][DIGEST_ANNOTATION], d);
     }
 }

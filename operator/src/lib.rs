@@ -8,6 +8,7 @@
 //! - `apply`: the edge to the Kubernetes API for fleet objects;
 //! - `config_plane`: the edge to NATS (configuration, reports, erasure);
 //! - `leader`: the Lease that makes several replicas safe;
+//! - `uninstall`: what `helm uninstall` runs first, so nothing is left behind;
 //! - `metrics`, `settings`.
 
 pub mod apply;
@@ -19,3 +20,4 @@ pub mod leader;
 pub mod metrics;
 pub mod settings;
 pub mod status;
+pub mod uninstall;

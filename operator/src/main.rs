@@ -1,4 +1,5 @@
-//! `jobmatch-operator`: `run` (the default) reconciles; `crds` prints the CRDs.
+//! `jobmatch-operator`: `run` (the default) reconciles; `crds` prints the CRDs;
+//! `uninstall` prepares the namespace for `helm uninstall`.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use clap::{Parser, Subcommand};
 use jobmatch_operator::config_plane::NatsConfigPlane;
 use jobmatch_operator::metrics::Metrics;
 use jobmatch_operator::settings::OperatorSettings;
-use jobmatch_operator::{controller, crd, leader};
+use jobmatch_operator::{controller, crd, leader, uninstall};
 
 #[derive(Parser)]
 #[command(
@@ -28,23 +29,43 @@ enum Command {
     Run,
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
+    /// Stop the operator and take its finalizers and Lease away, so that `helm uninstall`
+    /// leaves nothing behind (the chart's pre-delete hook runs this).
+    Uninstall {
+        /// How long to wait for the operator's pods to stop.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let runtime = || {
+        init_tracing();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
     match cli.command.unwrap_or(Command::Run) {
         Command::Crds => {
             print!("{}", crd::yaml()?);
             Ok(())
         }
-        Command::Run => {
-            init_tracing();
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?
-                .block_on(run(cli.settings))
-        }
+        Command::Run => runtime()?.block_on(run(cli.settings)),
+        Command::Uninstall { wait } => runtime()?.block_on(async {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+            let deployment = cli
+                .settings
+                .owner_deployment
+                .as_deref()
+                .unwrap_or("jobmatch-operator");
+            uninstall::run(client, &cli.settings.namespace, deployment, wait).await?;
+            Ok(())
+        }),
     }
 }
 
@@ -71,42 +92,71 @@ async fn run(settings: OperatorSettings) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
-    let plane = NatsConfigPlane::connect(&settings.nats_url).await?;
+    client
+        .apiserver_version()
+        .await
+        .context("reaching the Kubernetes API")?;
+    let plane = NatsConfigPlane::connect(
+        &settings.nats_url,
+        settings.nats_credentials.as_deref(),
+        settings.nats_ca.as_deref(),
+    )
+    .await?;
+    // Ready means able to lead: a follower is ready too, or a rolling update of the
+    // chart's two replicas could never finish. Who leads is on /metrics.
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let lease = if settings.leader_elect {
         let identity = std::env::var("HOSTNAME")
             .unwrap_or_else(|_| format!("jobmatch-operator-{}", std::process::id()));
         tracing::info!(%identity, "waiting for the lease");
-        let rx = leader::acquire(client.clone(), &settings.namespace, identity)
-            .await
-            .context("leader election")?;
+        let lease = tokio::select! {
+            lease = leader::acquire(client.clone(), &settings.namespace, identity) => {
+                lease.context("leader election")?
+            }
+            () = shutdown_signal() => {
+                tracing::info!("stopped before leading");
+                return Ok(());
+            }
+        };
         tracing::info!("holding the lease");
-        Some(rx)
+        Some(lease)
     } else {
         None
     };
     metrics.leader.set(1);
-    ready.store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let controllers = controller::run(client, Arc::new(plane), metrics, settings);
-    match lease {
-        Some(mut rx) => {
-            let lost = async move {
-                while *rx.borrow_and_update() {
-                    if rx.changed().await.is_err() {
-                        break;
-                    }
-                }
+    let controllers = controller::run(client, Arc::new(plane), metrics.clone(), settings);
+    let result = match lease {
+        Some(mut lease) => {
+            let result = tokio::select! {
+                r = controllers => r.map_err(anyhow::Error::from),
+                () = lease.lost() => Err(anyhow::anyhow!("lost the lease; exiting so a follower can lead")),
             };
-            tokio::select! {
-                r = controllers => r?,
-                () = lost => anyhow::bail!("lost the lease; exiting so a follower can lead"),
-            }
+            metrics.leader.set(0);
+            lease.release().await;
+            result
         }
-        None => controllers.await?,
-    }
+        None => controllers.await.map_err(anyhow::Error::from),
+    };
+    result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
 }
 
 async fn serve_http(
@@ -128,7 +178,10 @@ async fn serve_http(
                     if ready {
                         (StatusCode::OK, "ready")
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not leading yet")
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "connecting to the API server and NATS",
+                        )
                     }
                 }
             }),

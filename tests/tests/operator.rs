@@ -502,8 +502,9 @@ async fn operator_reconciles_on_a_real_api_server() {
         ])
         .await;
     operator.stop().await;
+    // No node here to run the uninstall hook's pod (tests/tests/cluster.rs runs it).
     let (ok, _, err) = cluster
-        .helm(&["uninstall", "jobmatch", "--namespace", "jobmatch"])
+        .helm(&["uninstall", "jobmatch", "--namespace", "jobmatch", "--no-hooks"])
         .await;
     assert!(ok, "helm uninstall: {err}");
     wait_for(
@@ -563,7 +564,7 @@ async fn generated_artifacts_are_current_and_the_chart_renders() {
     let rendered = Command::new(&helm)
         .args(["template", "jobmatch"])
         .arg(&chart)
-        .args(["--namespace", "jobmatch", "--include-crds"])
+        .args(["--namespace", "jobmatch", "--include-crds", "--no-hooks"])
         .output()
         .await
         .unwrap();
