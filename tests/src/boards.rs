@@ -99,8 +99,17 @@ impl BoardServer {
         Self::start_with(Vec::new()).await
     }
 
+    /// Like [`BoardServer::start`], listening on `host` (an address of this machine).
+    pub async fn start_on(host: &str) -> Self {
+        Self::serve(host, Vec::new()).await
+    }
+
     /// Like [`BoardServer::start`], plus more Greenhouse boards: (token, response body).
     pub async fn start_with(extra_greenhouse: Vec<(String, String)>) -> Self {
+        Self::serve("127.0.0.1", extra_greenhouse).await
+    }
+
+    async fn serve(host: &str, extra_greenhouse: Vec<(String, String)>) -> Self {
         let mut routes = HashMap::new();
         for (path, file) in FIXTURES {
             let body = std::fs::read(fixture(&format!("boards/{file}"))).expect("board fixture");
@@ -137,7 +146,7 @@ impl BoardServer {
             .fallback(serve)
             .layer(axum::middleware::from_fn_with_state(shared.clone(), log))
             .with_state(shared.clone());
-        let (url, task) = crate::serve_loopback(app).await;
+        let (url, task) = crate::serve_on(host, app).await;
         Self {
             url,
             shared,

@@ -1,11 +1,13 @@
-//! A real Kubernetes control plane for the operator tests: etcd, kube-apiserver and
-//! kube-controller-manager v1.20.2 (garbage collection, Deployment → ReplicaSet), on
-//! random loopback ports in a temp dir. No scheduler or kubelet: Pods stay Pending.
-//! Binaries come from `scripts/k8s-test-cluster.sh` (`JOBMATCH_K8S_BIN`).
+//! A real Kubernetes cluster for the operator and cluster tests: etcd, kube-apiserver
+//! and kube-controller-manager v1.20.2 (garbage collection, Deployment → ReplicaSet) on
+//! random ports in a temp dir, and, with [`Cluster::start_with_node`], a node whose pods
+//! run (kube-scheduler, containerd, kubelet: `k8s_node`). Without a node, Pods stay
+//! Pending. Binaries come from `scripts/k8s-test-cluster.sh` (`JOBMATCH_K8S_BIN`).
 //!
 //! Two identities: `admin` (system:masters, for the test itself) and the operator's
-//! ServiceAccount by token, so the operator runs with exactly the chart's RBAC. Every
-//! write request is recorded in an audit log, to count the operator's writes.
+//! ServiceAccount by token, so an operator run from the host has exactly the chart's
+//! RBAC (in the node cluster the operator's pod uses its real ServiceAccount token).
+//! Every write request is recorded in an audit log, to count the operator's writes.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::k8s_node::{self, Node};
 use crate::process::Proc;
 use crate::{env_path, free_port, wait_for};
 
@@ -27,10 +30,14 @@ pub struct Cluster {
     /// Kubeconfig of the operator's ServiceAccount.
     pub operator_kubeconfig: PathBuf,
     pub audit_log: PathBuf,
+    /// The API server's address and port.
+    pub api_host: String,
+    pub api_port: u16,
     procs: Vec<Proc>,
+    node: Option<Node>,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let status = std::process::Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -41,8 +48,64 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(status.success(), "openssl {args:?} failed");
 }
 
+/// A key and a certificate signed by the test CA in `pki`: `NAME.key`, `NAME.crt`.
+pub(crate) fn certificate(pki: &Path, name: &str, subject: &str, ext: &str) {
+    let (key, csr, crt) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+    );
+    openssl(
+        pki,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
+        ],
+    );
+    openssl(
+        pki,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            ext,
+        ],
+    );
+}
+
 impl Cluster {
+    /// The control plane alone, on loopback.
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1", None).await
+    }
+
+    /// The control plane and a node whose pods run. The API server listens on the pod
+    /// network's host address ([`k8s_node::HOST_IP`]), which pods reach and which is
+    /// local to the host too. One at a time per machine (the kubelet's host paths).
+    pub async fn start_with_node() -> Self {
+        let mut node = Node::prepare();
+        let mut cluster = Self::start_on(k8s_node::HOST_IP, Some(&node)).await;
+        node.start(&cluster).await;
+        cluster.node = Some(node);
+        cluster
+    }
+
+    /// The node, when there is one.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+
+    async fn start_on(host: &str, node: Option<&Node>) -> Self {
         let bin = env_path("JOBMATCH_K8S_BIN");
         let dir = tempfile::tempdir().expect("temp dir");
         let d_buf = dir.path().to_path_buf();
@@ -67,78 +130,10 @@ impl Cluster {
                 "/CN=jobmatch-test-ca",
             ],
         );
-        std::fs::write(pki.join("server.ext"), "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n").expect("ext");
-        openssl(
-            &pki,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "apiserver.key",
-                "-out",
-                "apiserver.csr",
-                "-subj",
-                "/CN=kube-apiserver",
-            ],
-        );
-        openssl(
-            &pki,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "apiserver.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "apiserver.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
-        );
+        std::fs::write(pki.join("server.ext"), format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:{host},IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n")).expect("ext");
+        certificate(&pki, "apiserver", "/CN=kube-apiserver", "server.ext");
         std::fs::write(pki.join("client.ext"), "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n").expect("ext");
-        openssl(
-            &pki,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "admin.key",
-                "-out",
-                "admin.csr",
-                "-subj",
-                "/O=system:masters/CN=admin",
-            ],
-        );
-        openssl(
-            &pki,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "admin.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "admin.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "client.ext",
-            ],
-        );
+        certificate(&pki, "admin", "/O=system:masters/CN=admin", "client.ext");
         openssl(&pki, &["genrsa", "-out", "sa.key", "2048"]);
         openssl(&pki, &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
         std::fs::write(
@@ -181,35 +176,43 @@ impl Cluster {
                 .stderr(log("etcd")),
         ));
         let p = |f: &str| pki.join(f).display().to_string();
-        procs.push(Proc::spawn(
-            "kube-apiserver",
-            Command::new(bin.join("kube-apiserver"))
-                .arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
-                .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
-                .arg(format!("--secure-port={api_port}"))
-                .arg("--insecure-port=0")
-                .arg(format!("--cert-dir={}", d.join("certs").display()))
-                .arg(format!("--tls-cert-file={}", p("apiserver.crt")))
-                .arg(format!("--tls-private-key-file={}", p("apiserver.key")))
-                .arg(format!("--client-ca-file={}", p("ca.crt")))
-                .arg(format!("--token-auth-file={}", p("tokens.csv")))
-                .arg("--authorization-mode=RBAC")
-                .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
-                .arg(format!("--service-account-key-file={}", p("sa.pub")))
-                .arg(format!(
-                    "--service-account-signing-key-file={}",
-                    p("sa.key")
-                ))
-                .arg("--service-cluster-ip-range=10.0.0.0/24")
-                .arg(format!("--audit-policy-file={}", audit_policy.display()))
-                .arg(format!("--audit-log-path={}", audit_log.display()))
-                .arg("--audit-log-format=json")
-                // Never rotate (the default rotates at 100 MB): counts read the one file.
-                .arg("--audit-log-maxsize=100000")
-                .stdout(log("apiserver-out"))
-                .stderr(log("apiserver")),
-        ));
-        let server = format!("https://127.0.0.1:{api_port}");
+        let mut apiserver = Command::new(bin.join("kube-apiserver"));
+        apiserver
+            .arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
+            .arg(format!("--bind-address={host}"))
+            .arg(format!("--advertise-address={host}"))
+            .arg(format!("--secure-port={api_port}"))
+            .arg("--insecure-port=0")
+            .arg(format!("--cert-dir={}", d.join("certs").display()))
+            .arg(format!("--tls-cert-file={}", p("apiserver.crt")))
+            .arg(format!("--tls-private-key-file={}", p("apiserver.key")))
+            .arg(format!("--client-ca-file={}", p("ca.crt")))
+            .arg(format!("--token-auth-file={}", p("tokens.csv")))
+            .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+            .arg(format!("--service-account-key-file={}", p("sa.pub")))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                p("sa.key")
+            ))
+            .arg("--service-cluster-ip-range=10.0.0.0/24")
+            .arg(format!("--audit-policy-file={}", audit_policy.display()))
+            .arg(format!("--audit-log-path={}", audit_log.display()))
+            .arg("--audit-log-format=json")
+            // Never rotate (the default rotates at 100 MB): counts read the one file.
+            .arg("--audit-log-maxsize=100000")
+            .stdout(log("apiserver-out"))
+            .stderr(log("apiserver"));
+        if node.is_some() {
+            // The kubelet reaches the API server as system:node:<name>; the API server
+            // reaches the kubelet (logs, exec) at the node's InternalIP.
+            apiserver
+                .arg("--authorization-mode=Node,RBAC")
+                .arg("--kubelet-preferred-address-types=InternalIP,Hostname");
+        } else {
+            apiserver.arg("--authorization-mode=RBAC");
+        }
+        procs.push(Proc::spawn("kube-apiserver", &mut apiserver));
+        let server = format!("https://{host}:{api_port}");
         let kubeconfig = d.join("kubeconfig");
         let admin = format!(
             "{{client-certificate: \"{}\", client-key: \"{}\"}}",
@@ -224,13 +227,21 @@ impl Cluster {
             &p("ca.crt"),
             &format!("{{token: {OPERATOR_TOKEN}}}"),
         );
+        if let Some(node) = node {
+            for p in &procs {
+                node.record_pid(&p.name, p.pid());
+            }
+        }
         let mut cluster = Cluster {
             dir,
             bin,
             kubeconfig,
             operator_kubeconfig,
             audit_log,
+            api_host: host.to_owned(),
+            api_port,
             procs,
+            node: None,
         };
         let kubectl = cluster.bin.join("kubectl");
         let kc = cluster.kubeconfig.clone();
@@ -253,22 +264,53 @@ impl Cluster {
             },
         )
         .await;
+        // Without a node there is nothing for the node, volume or attach controllers to do.
+        let controllers = if node.is_some() {
+            "--controllers=*,-nodeipam,-service,-route,-cloud-node-lifecycle"
+        } else {
+            "--controllers=*,-nodeipam,-nodelifecycle,-service,-route,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach"
+        };
         cluster.procs.push(Proc::spawn(
             "kube-controller-manager",
             Command::new(cluster.bin.join("kube-controller-manager"))
                 .arg(format!("--kubeconfig={}", cluster.kubeconfig.display()))
                 .args(["--leader-elect=false", "--port=0", "--secure-port=0"])
-                .arg(format!("--service-account-private-key-file={}", p("sa.key")))
+                .arg(format!(
+                    "--service-account-private-key-file={}",
+                    p("sa.key")
+                ))
                 .arg(format!("--root-ca-file={}", p("ca.crt")))
                 .arg("--use-service-account-credentials=false")
-                .arg("--controllers=*,-nodeipam,-nodelifecycle,-service,-route,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach")
+                .arg(controllers)
                 .stdout(log("controller-manager-out"))
                 .stderr(log("controller-manager")),
         ));
+        if let Some(node) = node {
+            let cm = cluster.procs.last().and_then(Proc::pid);
+            node.record_pid("kube-controller-manager", cm);
+            cluster.procs.push(Proc::spawn(
+                "kube-scheduler",
+                Command::new(cluster.bin.join("kube-scheduler"))
+                    .arg(format!("--kubeconfig={}", cluster.kubeconfig.display()))
+                    .args(["--leader-elect=false", "--port=0", "--secure-port=0"])
+                    .stdout(log("scheduler-out"))
+                    .stderr(log("scheduler")),
+            ));
+            node.record_pid("kube-scheduler", cluster.procs.last().and_then(Proc::pid));
+        }
         cluster
             .kubectl_ok(&["create", "namespace", "jobmatch"])
             .await;
         cluster
+    }
+
+    /// The test CA's folder (ca.crt, ca.key) and the API server's URL, for the node.
+    pub(crate) fn pki(&self) -> PathBuf {
+        self.dir.path().join("pki")
+    }
+
+    pub fn server(&self) -> String {
+        format!("https://{}:{}", self.api_host, self.api_port)
     }
 
     /// Runs kubectl as admin: (success, stdout, stderr).
@@ -334,8 +376,24 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// With a node: its pods go first (so the kubelet unmounts and tears down their
+    /// sandboxes), then the kubelet, the control plane, containerd and what they left on
+    /// the host. The control plane alone simply stops.
+    fn drop(&mut self) {
+        if let Some(node) = self.node.as_mut() {
+            node.delete_workloads(&self.bin.join("kubectl"), &self.kubeconfig);
+            node.stop_kubelet();
+            for p in self.procs.iter_mut().rev() {
+                p.kill_and_wait(Duration::from_secs(10));
+            }
+            node.teardown();
+        }
+    }
+}
+
 /// A kubeconfig for one user (`user` is its YAML flow mapping), namespace `jobmatch`.
-fn write_kubeconfig(path: &Path, server: &str, ca: &str, user: &str) {
+pub(crate) fn write_kubeconfig(path: &Path, server: &str, ca: &str, user: &str) {
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: user\n  user: {user}\ncontexts:\n- name: test\n  context: {{cluster: test, user: user, namespace: jobmatch}}\ncurrent-context: test\n"
     );

@@ -8,6 +8,7 @@
 
 pub mod boards;
 pub mod k8s;
+pub mod k8s_node;
 pub mod mail;
 pub mod parity;
 pub mod process;
@@ -81,7 +82,12 @@ pub mod scenario;
 /// An HTTP app served on a random loopback port until the returned task is dropped or
 /// aborted: its base URL, and the task.
 pub async fn serve_loopback(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    serve_on("127.0.0.1", app).await
+}
+
+/// Like [`serve_loopback`], on `host` (an address of this machine).
+pub async fn serve_on(host: &str, app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind((host, 0))
         .await
         .expect("bind a loopback port");
     let addr = listener.local_addr().expect("local addr");

@@ -42,6 +42,28 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, then waits (blocking, for use in `Drop`) up to `grace` before SIGKILL.
+    pub fn kill_and_wait(&mut self, grace: Duration) {
+        if self.try_exit().is_some() {
+            return;
+        }
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let started = std::time::Instant::now();
+        while started.elapsed() < grace {
+            if self.try_exit().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.start_kill();
+        let _ = std::process::Command::new("sleep").arg("0.2").status();
+        let _ = self.try_exit();
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
@@ -52,10 +74,8 @@ impl Proc {
     }
 }
 
-async fn port_open(port: u16) -> bool {
-    tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_ok()
+async fn port_open(host: &str, port: u16) -> bool {
+    tokio::net::TcpStream::connect((host, port)).await.is_ok()
 }
 
 /// A real nats-server with JetStream, on a random port, storing in a temp dir.
@@ -67,12 +87,17 @@ pub struct Nats {
 
 impl Nats {
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// Listening on `host` (an address of this machine).
+    pub async fn start_on(host: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let proc = Proc::spawn(
             "nats-server",
             Command::new(env_path("JOBMATCH_NATS_SERVER"))
-                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                .args(["-a", host, "-p", &port.to_string(), "-js", "-sd"])
                 .arg(dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -80,11 +105,11 @@ impl Nats {
         wait_for(
             "nats-server to listen",
             Duration::from_secs(20),
-            || async move { port_open(port).await.then_some(()) },
+            || async move { port_open(host, port).await.then_some(()) },
         )
         .await;
         Self {
-            url: format!("nats://127.0.0.1:{port}"),
+            url: format!("nats://{host}:{port}"),
             _proc: proc,
             _dir: dir,
         }
@@ -101,6 +126,11 @@ pub struct Smtp {
 
 impl Smtp {
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// Listening on `host` (an address of this machine).
+    pub async fn start_on(host: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         // aiosmtpd's Mailbox handler creates the maildir itself; it must not exist yet.
         let maildir = dir.path().join("mail");
@@ -113,7 +143,7 @@ impl Smtp {
                     "aiosmtpd",
                     "-n",
                     "-l",
-                    &format!("127.0.0.1:{port}"),
+                    &format!("{host}:{port}"),
                     "-c",
                     "aiosmtpd.handlers.Mailbox",
                 ])
@@ -124,11 +154,11 @@ impl Smtp {
         wait_for(
             "aiosmtpd to listen",
             Duration::from_secs(20),
-            || async move { port_open(port).await.then_some(()) },
+            || async move { port_open(host, port).await.then_some(()) },
         )
         .await;
         Self {
-            url: format!("smtp://127.0.0.1:{port}"),
+            url: format!("smtp://{host}:{port}"),
             maildir,
             _proc: proc,
             _dir: dir,

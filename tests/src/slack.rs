@@ -32,11 +32,16 @@ pub struct SlackReceiver {
 
 impl SlackReceiver {
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// Listening on `host` (an address of this machine).
+    pub async fn start_on(host: &str) -> Self {
         let shared = Shared::default();
         let app = Router::new()
             .route("/services/{a}/{b}/{c}", post(receive))
             .with_state(shared.clone());
-        let (url, task) = crate::serve_loopback(app).await;
+        let (url, task) = crate::serve_on(host, app).await;
         Self {
             url,
             shared,

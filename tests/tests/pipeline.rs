@@ -8,53 +8,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jobmatch_e2e::process::Proc;
-use jobmatch_e2e::scenario::Scenario;
+use jobmatch_e2e::scenario::{EXPECTED, MIN_SCORES, Scenario, expected};
 use jobmatch_e2e::wait_for;
-
-/// Thresholds sit in the widest gaps of the scores this model gives the fixtures
-/// (each at least 0.03 from the nearest job; vectors are reproducible to ~1e-7).
-const MIN_SCORES: [(&str, f32); 4] = [
-    ("ADA_MIN", 0.465),
-    ("GRACE_MIN", 0.55),
-    ("LINUS_MIN", 0.54),
-    ("MARGARET_MIN", 0.5),
-];
-
-/// Every (subscription, posting) that must be notified, and by implication every other
-/// pair must not:
-/// - ada (Rust backend, remote or Berlin, no PHP): not the Laravel job that mentions Rust
-///   and Kubernetes (mustNotHave php), not the Rust jobs in Hamburg and Munich (location),
-///   not the frontend or data jobs (score).
-/// - grace (frontend, remote only, Slack): not the Munich frontend job (remote required).
-/// - linus (ML in Paris, not remote): not the computer-vision job (score), nothing remote.
-/// - margaret (must have kubernetes and terraform): only the three jobs naming both.
-const EXPECTED: [(&str, &str); 15] = [
-    ("ada", "greenhouse:acme:4012001"),
-    ("ada", "greenhouse:acme:4012002"),
-    ("ada", "greenhouse:acme:4012003"),
-    ("ada", "greenhouse:acme:4012009"),
-    ("ada", "lever:globex:a1b2c3d4-0001"),
-    ("ada", "lever:globex:a1b2c3d4-0002"),
-    ("ada", "lever:globex:a1b2c3d4-0007"),
-    ("grace", "greenhouse:acme:4012004"),
-    ("grace", "lever:globex:a1b2c3d4-0005"),
-    ("linus", "greenhouse:acme:4012007"),
-    ("linus", "greenhouse:acme:4012008"),
-    ("linus", "lever:globex:a1b2c3d4-0004"),
-    ("margaret", "greenhouse:acme:4012003"),
-    ("margaret", "greenhouse:acme:4012009"),
-    ("margaret", "lever:globex:a1b2c3d4-0007"),
-];
 
 const GREENHOUSE_PATH: &str = "/v1/boards/acme/jobs";
 const LEVER_PATH: &str = "/v0/postings/globex";
-
-fn expected() -> BTreeSet<(String, String)> {
-    EXPECTED
-        .iter()
-        .map(|(s, p)| (s.to_string(), p.to_string()))
-        .collect()
-}
 
 /// Waits for the expected number of notices, then a quiet period, and checks the set.
 async fn assert_notices(s: &Scenario, procs: &mut [Proc]) {
