@@ -6,7 +6,9 @@
 //! Embeds every text of TEXTS (one JSON string per line) through the batching queue the
 //! server uses, as requests of 32 texts all sent at once (after a warm-up request);
 //! prints one JSON line with texts/s, tokens/s (real tokens, after truncation, specials
-//! included) and the process's peak RSS. `JOBMATCH_EMBED_PRECISION` picks the precision.
+//! included) and the process's peak RSS. `JOBMATCH_EMBED_PRECISION` picks the precision
+//! (`f32`, `bf16`, `f16` on a GPU), `JOBMATCH_EMBED_MAX_BATCH_TEXTS` and
+//! `_TOKENS` the batch shape (a GPU wants far larger batches than the CPU defaults).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -60,14 +62,34 @@ fn main() -> anyhow::Result<()> {
     let precision = match std::env::var("JOBMATCH_EMBED_PRECISION").as_deref() {
         Ok("f32") => Precision::F32,
         Ok("bf16") => Precision::Bf16,
+        Ok("f16") => Precision::F16,
         _ => Precision::Auto,
     };
+    let setting = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
+    let defaults = BatcherConfig::default();
+    let max_batch_texts = setting("JOBMATCH_EMBED_MAX_BATCH_TEXTS", defaults.max_batch_texts);
+    let max_batch_tokens = setting("JOBMATCH_EMBED_MAX_BATCH_TOKENS", defaults.max_batch_tokens);
     let kernels = match std::env::var("JOBMATCH_EMBED_KERNELS").as_deref() {
         Ok("candle") => Kernels::Candle,
         _ => Kernels::Auto,
     };
-    let model = SentenceEmbedder::load(&model_dir, precision, kernels)?;
+    let model = SentenceEmbedder::load(&model_dir, precision, kernels)?.with_limits(
+        jobmatch_workers::embed::model::BatchLimits {
+            max_texts: max_batch_texts,
+            max_tokens: max_batch_tokens,
+        },
+    );
     let precision = model.precision();
+    let device = if model.device().is_cuda() {
+        "cuda:0"
+    } else {
+        "cpu"
+    };
     let tokens = model.count_tokens(&texts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -76,8 +98,9 @@ fn main() -> anyhow::Result<()> {
     let batcher = Batcher::start(
         Arc::new(model),
         BatcherConfig {
+            max_batch_texts,
+            max_batch_tokens,
             max_queued_texts: texts.len().max(REQUEST),
-            ..BatcherConfig::default()
         },
         Arc::new(Metrics::default()),
     )?;
@@ -112,6 +135,9 @@ fn main() -> anyhow::Result<()> {
             "threads": candle_core::utils::get_num_threads(),
             "precision": precision,
             "kernels": format!("{kernels:?}").to_lowercase(),
+            "device": device,
+            "max_batch_texts": max_batch_texts,
+            "max_batch_tokens": max_batch_tokens,
         })
     );
     Ok(())

@@ -68,9 +68,15 @@ pub fn embed(c: &Connections) -> anyhow::Result<()> {
     flush(&mut texts, &mut out)?;
     out.flush()?;
     let secs = started.elapsed().as_secs_f64();
+    let device = if model.device().is_cuda() {
+        "GPU 0"
+    } else {
+        "CPU"
+    };
     eprintln!(
-        "\rembedded {count} texts in {secs:.2}s ({:.1} texts/s); {truncated} truncated at {} tokens",
+        "\rembedded {count} texts in {secs:.2}s ({:.1} texts/s) on {device}, {}; {truncated} truncated at {} tokens",
         count as f64 / secs.max(1e-9),
+        model.precision(),
         model.max_seq_len()
     );
     Ok(())
