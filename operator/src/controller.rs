@@ -452,6 +452,7 @@ async fn run_fleet(
             }
         };
         let observed = fleet::Observed {
+            namespace: ctx.namespace.clone(),
             active_sources: active,
             smtp_secret,
         };

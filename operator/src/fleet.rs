@@ -41,6 +41,9 @@ pub struct ServerApis {
 /// What the operator observed that the fleet depends on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
+    /// The namespace the operator and its fleet run in (short Service names in the
+    /// settings resolve there).
+    pub namespace: String,
     /// `JobSource`s that are valid and not suspended.
     pub active_sources: usize,
     /// A digest of the SMTP Secret's `url` (`None`: missing). It goes on the notifier's
@@ -116,8 +119,9 @@ pub fn termination_grace_seconds(role: Role) -> i64 {
 }
 
 /// The NATS monitoring endpoint KEDA reads lag from: the setting, else the host of the
-/// workers' NATS URL (the first, when several are given) on port 8222.
-pub fn monitoring_endpoint(settings: &FleetSettings) -> String {
+/// workers' NATS URL (the first, when several are given) on port 8222. KEDA runs in its
+/// own namespace, so a short Service name (`nats`) becomes `nats.NAMESPACE.svc`.
+pub fn monitoring_endpoint(settings: &FleetSettings, namespace: &str) -> String {
     if let Some(endpoint) = settings.nats_monitoring_endpoint.as_deref()
         && !endpoint.trim().is_empty()
     {
@@ -128,7 +132,12 @@ pub fn monitoring_endpoint(settings: &FleetSettings) -> String {
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| "nats".to_owned());
-    format!("{host}:8222")
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[');
+    if is_ip || host.contains('.') {
+        format!("{host}:8222")
+    } else {
+        format!("{host}.{namespace}.svc:8222")
+    }
 }
 
 /// Fetcher replicas for `sources` active sources.
@@ -193,7 +202,14 @@ pub fn build(
         );
         match (scale, apis.autoscaler) {
             (Scale::Lag(consumer, max), Autoscaler::Keda) => {
-                objects.push(scaled_object(role, consumer, max, settings, owner));
+                objects.push(scaled_object(
+                    role,
+                    consumer,
+                    max,
+                    &monitoring_endpoint(settings, &observed.namespace),
+                    settings,
+                    owner,
+                ));
                 absent.push(hpa);
             }
             // Without KEDA installed there can be no ScaledObject to remove.
@@ -546,6 +562,7 @@ fn scaled_object(
     role: Role,
     consumer: ConsumerSpec,
     max: i32,
+    monitoring_endpoint: &str,
     settings: &FleetSettings,
     owner: Option<&Owner>,
 ) -> Desired {
@@ -564,7 +581,7 @@ fn scaled_object(
                 "triggers": [{
                     "type": "nats-jetstream",
                     "metadata": {
-                        "natsServerMonitoringEndpoint": monitoring_endpoint(settings),
+                        "natsServerMonitoringEndpoint": monitoring_endpoint,
                         "account": "$G",
                         "stream": consumer.stream,
                         "consumer": consumer.name,
@@ -643,6 +660,7 @@ mod tests {
 
     fn sources(active_sources: usize) -> Observed {
         Observed {
+            namespace: "jobmatch".into(),
             active_sources,
             smtp_secret: None,
         }
@@ -654,8 +672,8 @@ mod tests {
         let absent = build(&sources(1), &s, HPA, None);
         let present = build(
             &Observed {
-                active_sources: 1,
                 smtp_secret: Some("0123456789abcdef".into()),
+                ..sources(1)
             },
             &s,
             HPA,
@@ -941,7 +959,7 @@ mod tests {
         assert_eq!(trigger["metadata"]["consumer"], m::EMBEDDER_CONSUMER.name);
         assert_eq!(
             trigger["metadata"]["natsServerMonitoringEndpoint"],
-            "nats:8222"
+            "nats.jobmatch.svc:8222"
         );
         assert!(
             fleet
@@ -958,11 +976,19 @@ mod tests {
     fn the_monitoring_endpoint_is_derived_from_the_nats_url() {
         let mut s = settings();
         s.nats_url = "nats://user:pw@nats.messaging.svc:4222,nats://other:4222".into();
-        assert_eq!(monitoring_endpoint(&s), "nats.messaging.svc:8222");
+        assert_eq!(
+            monitoring_endpoint(&s, "jobmatch"),
+            "nats.messaging.svc:8222"
+        );
         s.nats_url = "tls://10.0.0.7:4222".into();
-        assert_eq!(monitoring_endpoint(&s), "10.0.0.7:8222");
+        assert_eq!(monitoring_endpoint(&s, "jobmatch"), "10.0.0.7:8222");
+        s.nats_url = "nats://nats:4222".into();
+        assert_eq!(
+            monitoring_endpoint(&s, "jobmatch"),
+            "nats.jobmatch.svc:8222"
+        );
         s.nats_monitoring_endpoint = Some("monitor:8888".into());
-        assert_eq!(monitoring_endpoint(&s), "monitor:8888");
+        assert_eq!(monitoring_endpoint(&s, "jobmatch"), "monitor:8888");
     }
 
     #[test]

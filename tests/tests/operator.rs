@@ -250,6 +250,44 @@ async fn operator_reconciles_on_a_real_api_server() {
         "Configured",
     )
     .await;
+    // An email subscription needs the notifiers' SMTP Secret: refused until it exists,
+    // naming it, then configured.
+    wait_jsonpath(
+        &cluster,
+        "ada refused without the SMTP Secret",
+        &["get", "matchsubscription", "ada"],
+        "{.status.conditions[0].reason}",
+        "MissingReference",
+    )
+    .await;
+    let message = jsonpath(
+        &cluster,
+        &["get", "matchsubscription", "ada"],
+        "{.status.conditions[0].message}",
+    )
+    .await
+    .unwrap_or_default();
+    assert!(
+        message.contains("spec.notify.email") && message.contains("\"jobmatch-smtp\""),
+        "{message}"
+    );
+    cluster
+        .kubectl_ok(&[
+            "create",
+            "secret",
+            "generic",
+            "jobmatch-smtp",
+            "--from-literal=url=smtp://127.0.0.1:2525",
+        ])
+        .await;
+    wait_jsonpath(
+        &cluster,
+        "ada configured once the SMTP Secret exists",
+        &["get", "matchsubscription", "ada"],
+        "{.status.conditions[0].reason}",
+        "Configured",
+    )
+    .await;
     let table = cluster.kubectl_ok(&["get", "jobsources"]).await;
     assert!(
         table.contains("BOARD") && table.contains("greenhouse") && table.contains("True"),
@@ -504,7 +542,13 @@ async fn operator_reconciles_on_a_real_api_server() {
     operator.stop().await;
     // No node here to run the uninstall hook's pod (tests/tests/cluster.rs runs it).
     let (ok, _, err) = cluster
-        .helm(&["uninstall", "jobmatch", "--namespace", "jobmatch", "--no-hooks"])
+        .helm(&[
+            "uninstall",
+            "jobmatch",
+            "--namespace",
+            "jobmatch",
+            "--no-hooks",
+        ])
         .await;
     assert!(ok, "helm uninstall: {err}");
     wait_for(

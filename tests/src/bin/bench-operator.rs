@@ -129,6 +129,16 @@ async fn main() {
             "--skip-crds",
         ])
         .await;
+    // The notifiers' SMTP server: email subscriptions are refused without it.
+    cluster
+        .kubectl_ok(&[
+            "create",
+            "secret",
+            "generic",
+            "jobmatch-smtp",
+            "--from-literal=url=smtp://127.0.0.1:2525",
+        ])
+        .await;
 
     eprintln!("creating {sources} JobSources and {subscriptions} MatchSubscriptions");
     let created = Instant::now();
