@@ -13,6 +13,8 @@ eval "$(scripts/cuda-toolkit.sh --env)"
 # build them optimized.
 export NVCC_APPEND_FLAGS="${NVCC_APPEND_FLAGS:--Xcicc -O0 -Xptxas -O0}"
 started=$(date +%s)
-# Its own target dir: the feature changes candle, and the CPU build stays cached.
-CARGO_TARGET_DIR="$PWD/target/cuda" cargo check --quiet --locked -p jobmatch-workers --features cuda
+# The shared target dir and the same selection as test.sh's clippy (the whole workspace,
+# every target), so that features resolve alike and every dependency but candle's is
+# already checked; the feature adds units beside the CPU build's and invalidates nothing.
+cargo check --quiet --locked --workspace --all-targets --features jobmatch-workers/cuda
 echo "cuda-check: cargo check --features cuda passed in $(( $(date +%s) - started )) s"

@@ -105,6 +105,8 @@ if [ "$PRINT_ENV" = 1 ]; then
   # candle-kernels compiles for this GPU generation (PTX, compiled again on newer GPUs).
   echo "export CUDA_COMPUTE_CAP=\${CUDA_COMPUTE_CAP:-80}"
   echo "export CUDARC_CUDA_VERSION=13000"
+  # candle's kernel builder uses half the cores by default; the kernels are the long part.
+  echo "export CUDAFORGE_THREADS=\${CUDAFORGE_THREADS:-$(nproc)}"
   if [ "$LIBS" = 1 ]; then
     echo "export LIBRARY_PATH='$HOME_DIR/lib:$HOME_DIR/lib/stubs'\${LIBRARY_PATH:+:\$LIBRARY_PATH}"
     echo "export JOBMATCH_CUDA_RUNTIME_LIBS='$DIR/runtime-libs'"

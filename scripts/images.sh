@@ -48,6 +48,13 @@ REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 if ! git diff --quiet HEAD 2>/dev/null; then REVISION="$REVISION-dirty"; fi
 SOURCE=$(git remote get-url origin 2>/dev/null || echo "https://github.com/jobmatch/jobmatch")
 
+# Both CPU binaries in one build of the workspace: building one package alone resolves
+# its features apart from the workspace's and compiles the dependencies again (minutes;
+# with --profile dev this is the test build itself, so nothing is compiled).
+if [[ " ${NAMES[*]} " =~ " operator " || " ${NAMES[*]} " =~ " worker " ]]; then
+  log "building the binaries ($PROFILE)"
+  cargo build --quiet --profile "$PROFILE" --locked --workspace --bins
+fi
 mkdir -p "$OUT/storage" "$OUT/empty-context"
 B=(buildah --root "$OUT/storage/root" --runroot "$OUT/storage/run" --storage-driver vfs)
 
@@ -56,12 +63,8 @@ for name in "${NAMES[@]}"; do
   stage="$OUT/$name"
   case "$name" in
     operator)
-      log "building jobmatch-operator ($PROFILE)"
-      cargo build --quiet --profile "$PROFILE" --locked -p jobmatch-operator --bin jobmatch-operator
       images/rootfs.sh "$stage/out/rootfs" "$(target_dir)/jobmatch-operator" ;;
     worker)
-      log "building jobmatch ($PROFILE)"
-      cargo build --quiet --profile "$PROFILE" --locked -p jobmatch-workers --bin jobmatch
       images/rootfs.sh "$stage/out/rootfs" "$(target_dir)/jobmatch" --model "$JOBMATCH_MODEL_DIR" ;;
     worker-cuda)
       eval "$(scripts/cuda-toolkit.sh --env --libs)"
