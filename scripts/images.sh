@@ -5,7 +5,8 @@
 # the build context `build`, which stands in for the Dockerfile's build stage (so the
 # `FROM rust` base is never pulled). Storage is private (vfs, under .cache/images).
 #
-# Each image is written as an OCI archive, .cache/images/NAME.tar, named
+# Each image is written as an OCI archive, .cache/images/NAME.tar (or under
+# $JOBMATCH_IMAGES_DIR), named
 # docker.io/jobmatch/NAME:TAG (what the chart's defaults name), ready for
 # `ctr -n k8s.io images import` or `skopeo copy oci-archive:... docker://REGISTRY/...`.
 #
@@ -19,7 +20,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-OUT="$ROOT/.cache/images"
+OUT="${JOBMATCH_IMAGES_DIR:-$ROOT/.cache/images}"
 PROFILE=release
 TAG=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 NAMES=()
