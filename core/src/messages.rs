@@ -35,6 +35,13 @@ pub const IDENTITIES_BUCKET: &str = "jobmatch-identities";
 pub const SCHEDULE_BUCKET: &str = "jobmatch-schedule";
 /// One key per (subscription, job) notice, created before sending.
 pub const NOTICES_BUCKET: &str = "jobmatch-notices";
+/// Resume vectors by digest of model and resume text, so a restarted or added embedder
+/// embeds no resume that has not changed.
+pub const RESUME_VECTORS_BUCKET: &str = "jobmatch-resume-vectors";
+/// What the matchers remember between messages: `job.<kv_key(id)>` holds the newest
+/// version of each posting they applied (a late, older version is ignored), and
+/// `subscription.<name>` the digest of the resume and criteria last backfilled.
+pub const MATCHER_STATE_BUCKET: &str = "jobmatch-matcher-state";
 /// What the workers report per source (`source.<name>`) and subscription
 /// (`subscription.<name>`): a [`Report`], which the operator copies into status.
 pub const REPORTS_BUCKET: &str = "jobmatch-reports";
@@ -50,33 +57,62 @@ pub const STREAMS: [(&str, &str); 4] = [
 /// How many past values the config bucket keeps per key.
 pub const CONFIG_HISTORY: i64 = 5;
 
-/// A durable consumer that a role reads its input with, shared by all its replicas.
+/// A durable consumer that a role reads its input with, shared by all its replicas. Its
+/// name is also the stage a dead letter names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumerSpec {
     pub stream: &'static str,
     pub name: &'static str,
     /// How long a delivered message may stay unacknowledged before redelivery.
     pub ack_wait_secs: u64,
+    /// Deliveries of a message that keeps failing before it is dead-lettered. The server
+    /// stops at [`ConsumerSpec::server_max_deliver`], a little later, so a message that
+    /// crashes its handler every time cannot loop forever either.
+    pub attempts: u32,
+    /// Redelivery delay after the first failure, doubling with each delivery up to
+    /// `retry_max_secs`.
+    pub retry_first_ms: u64,
+    pub retry_max_secs: u64,
+}
+
+impl ConsumerSpec {
+    /// The consumer's `max_deliver`: the handler's attempts plus two deliveries that a
+    /// crash (no Nak, no ack) may use up.
+    pub const fn server_max_deliver(&self) -> i64 {
+        self.attempts as i64 + 2
+    }
 }
 
 /// The embedders' consumer: its lag is the work waiting for embedding.
 pub const EMBEDDER_CONSUMER: ConsumerSpec = ConsumerSpec {
     stream: JOBS_STREAM,
     name: "embedder",
-    ack_wait_secs: 120,
+    ack_wait_secs: 60,
+    attempts: 5,
+    retry_first_ms: 2_000,
+    retry_max_secs: 60,
 };
 /// The matchers' consumer.
 pub const MATCHER_CONSUMER: ConsumerSpec = ConsumerSpec {
     stream: VECTORS_STREAM,
     name: "matcher",
     ack_wait_secs: 60,
+    attempts: 5,
+    retry_first_ms: 1_000,
+    retry_max_secs: 30,
 };
-/// The notifiers' consumer.
+/// The notifiers' consumer. A delivery is one send attempt; eight of them, 2 s apart
+/// at first and doubling, span about eight minutes of a mail server's outage.
 pub const NOTIFIER_CONSUMER: ConsumerSpec = ConsumerSpec {
     stream: MATCHES_STREAM,
     name: "notifier",
-    ack_wait_secs: 300,
+    ack_wait_secs: 60,
+    attempts: 8,
+    retry_first_ms: 2_000,
+    retry_max_secs: 300,
 };
+/// Every durable consumer, each reading one stream.
+pub const CONSUMERS: [ConsumerSpec; 3] = [EMBEDDER_CONSUMER, MATCHER_CONSUMER, NOTIFIER_CONSUMER];
 /// How many messages one consumer may have delivered and unacknowledged.
 pub const MAX_ACK_PENDING: i64 = 1024;
 
@@ -90,9 +126,68 @@ pub fn matches_subject(subscription: &str) -> String {
     format!("jobmatch.matches.{subscription}")
 }
 
-/// The subject a failed notice is dead-lettered on.
-pub fn dead_letter_subject(subscription: &str) -> String {
-    format!("jobmatch.dead.{subscription}")
+/// The subject a message that `stage` (a consumer's name) gave up on is dead-lettered
+/// on: `jobmatch.dead.<stage>.<the original subject's last token>`, so a notice's dead
+/// letter is `jobmatch.dead.notifier.<subscription>`.
+pub fn dead_letter_subject(stage: &str, original_subject: &str) -> String {
+    let tail = original_subject
+        .rsplit('.')
+        .next()
+        .unwrap_or(original_subject);
+    format!("jobmatch.dead.{stage}.{tail}")
+}
+
+/// The dead letters of one subscription's notices.
+pub fn notice_dead_letter_subject(subscription: &str) -> String {
+    dead_letter_subject(NOTIFIER_CONSUMER.name, &matches_subject(subscription))
+}
+
+/// Headers a dead letter carries beside the original payload.
+pub mod dead_letter {
+    /// The consumer (stage) that gave up.
+    pub const STAGE: &str = "Jobmatch-Stage";
+    /// Why, in words.
+    pub const REASON: &str = "Jobmatch-Reason";
+    /// The subject the message was first published on (where a redrive sends it).
+    pub const SUBJECT: &str = "Jobmatch-Subject";
+    /// How many times it was delivered.
+    pub const DELIVERIES: &str = "Jobmatch-Deliveries";
+    /// When it was given up, RFC 3339.
+    pub const AT: &str = "Jobmatch-Dead-At";
+}
+
+/// `Nats-Msg-Id`s: the same effect published twice within the duplicate window is stored
+/// once. Each names what it publishes and the version of its content.
+pub mod message_id {
+    /// A posting on JOBS (`content` is dedup's content fingerprint).
+    pub fn posting(id: &str, closed: bool, content: u64) -> String {
+        if closed {
+            format!("{id}:closed:{content:016x}")
+        } else {
+            format!("{id}:{content:016x}")
+        }
+    }
+    /// A posting's vector on VECTORS.
+    pub fn job_vector(id: &str, content_hash: &str) -> String {
+        format!("job|{id}|{content_hash}")
+    }
+    /// A posting's closing on VECTORS.
+    pub fn job_closed(id: &str, content_hash: &str) -> String {
+        format!("job-closed|{id}|{content_hash}")
+    }
+    /// A resume's vector on VECTORS (`digest` of resume and criteria).
+    pub fn subscription_vector(name: &str, digest: &str) -> String {
+        format!("subscription|{name}|{digest}")
+    }
+    /// A match on MATCHES.
+    pub fn match_found(subscription: &str, posting: &str, content_hash: &str) -> String {
+        format!("{subscription}|{posting}|{content_hash}")
+    }
+    /// A dead letter sent back to its stage: unique per dead letter, so the duplicate
+    /// window of the first publication does not swallow it.
+    pub fn redrive(dead_letter_sequence: u64) -> String {
+        format!("redrive|{dead_letter_sequence}")
+    }
 }
 
 pub fn source_key(name: &str) -> String {
@@ -210,16 +305,30 @@ impl std::ops::AddAssign for PollCounts {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Embedded {
     /// A posting and its embedding.
-    Job { posting: Posting, vector: Vec<f32> },
+    Job {
+        posting: Posting,
+        vector: Vec<f32>,
+        /// The posting message's sequence in JOBS: a later version has a larger one, so a
+        /// matcher can tell an older version arriving late (0: unknown).
+        #[serde(default)]
+        version: u64,
+    },
     /// A subscription's resume embedding (new or changed subscription).
     Subscription {
         profile: SubscriptionProfile,
         vector: Vec<f32>,
+        /// Digest of resume and criteria: the matcher backfills only when it changed.
+        #[serde(default)]
+        digest: String,
     },
     /// The subscription was deleted: forget its resume vector.
     SubscriptionDeleted { name: String },
     /// The posting closed on its board: forget its vector, match it no more.
-    JobClosed { id: String },
+    JobClosed {
+        id: String,
+        #[serde(default)]
+        version: u64,
+    },
 }
 
 /// Why a posting matched a subscription.
@@ -259,9 +368,87 @@ impl MatchFound {
     }
 }
 
+/// What a notice key holds: a claim while the notice is being sent, then `sent`.
+///
+/// A claim names its owner (one notifier process) and a deadline; a claim past its
+/// deadline was left by a notifier that died mid-send, and the next delivery of the match
+/// takes it over and sends. So a crash can at worst repeat a notice (when it fell after
+/// the server accepted it and before `sent` was written), never lose one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum NoticeState {
+    #[serde(rename_all = "camelCase")]
+    Sending {
+        owner: String,
+        /// Milliseconds since the epoch.
+        until_ms: i64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Sent { at: String },
+}
+
+impl NoticeState {
+    /// Reads a key's value; the bare `sending` and `sent` of earlier versions are a claim
+    /// long expired and a sent notice.
+    pub fn decode(raw: &[u8]) -> Option<Self> {
+        match raw {
+            b"sent" => Some(NoticeState::Sent { at: String::new() }),
+            b"sending" => Some(NoticeState::Sending {
+                owner: String::new(),
+                until_ms: 0,
+            }),
+            _ => serde_json::from_slice(raw).ok(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // A derived Serialize of strings and integers cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn is_sent(&self) -> bool {
+        matches!(self, NoticeState::Sent { .. })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_letters_name_stage_and_origin() {
+        assert_eq!(
+            notice_dead_letter_subject("ada"),
+            "jobmatch.dead.notifier.ada"
+        );
+        assert_eq!(
+            dead_letter_subject("embedder", &jobs_subject("acme")),
+            "jobmatch.dead.embedder.acme"
+        );
+        assert!(message_id::redrive(7) != message_id::redrive(8));
+    }
+
+    #[test]
+    fn notice_states_round_trip_and_read_old_values() {
+        let claim = NoticeState::Sending {
+            owner: "notifier-1".into(),
+            until_ms: 42,
+        };
+        assert_eq!(NoticeState::decode(&claim.encode()), Some(claim));
+        let sent = NoticeState::Sent {
+            at: "2026-12-02T10:00:00Z".into(),
+        };
+        assert!(NoticeState::decode(&sent.encode()).unwrap().is_sent());
+        assert!(NoticeState::decode(b"sent").unwrap().is_sent());
+        assert_eq!(
+            NoticeState::decode(b"sending"),
+            Some(NoticeState::Sending {
+                owner: String::new(),
+                until_ms: 0
+            })
+        );
+        assert_eq!(NoticeState::decode(b"{garbage"), None);
+    }
 
     #[test]
     fn poll_counts_add_field_by_field() {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, kv, stream};
+use async_nats::jetstream::{self, kv};
 use futures::{StreamExt, future::BoxFuture};
 pub use jobmatch_core::messages::Report;
 use jobmatch_core::messages::{self as m, SourceConfig, SubscriptionConfig};
@@ -87,61 +87,13 @@ impl NatsConfigPlane {
             .await
             .map_err(|e| connect_error(e.to_string()))?;
         let js = jetstream::new(client);
-        for (name, subjects) in m::STREAMS {
-            js.get_or_create_stream(stream::Config {
-                name: name.to_owned(),
-                subjects: vec![subjects.to_owned()],
-                duplicate_window: Duration::from_secs(10 * 60),
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
+        let limits = jobmatch_bus::BusLimits::from_env()
+            .map_err(|e| ConfigPlaneError::nats("stream limits")(e.to_string()))?;
+        let buckets = jobmatch_bus::ensure(&js, &limits, jobmatch_bus::Mode::Apply)
             .await
-            .map_err(|e| ConfigPlaneError::nats("creating stream")(e.to_string()))?;
-        }
-        for spec in [
-            m::EMBEDDER_CONSUMER,
-            m::MATCHER_CONSUMER,
-            m::NOTIFIER_CONSUMER,
-        ] {
-            let s = js
-                .get_stream(spec.stream)
-                .await
-                .map_err(|e| ConfigPlaneError::nats("opening stream")(e.to_string()))?;
-            s.get_or_create_consumer(
-                spec.name,
-                consumer::pull::Config {
-                    durable_name: Some(spec.name.to_owned()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(spec.ack_wait_secs),
-                    max_ack_pending: m::MAX_ACK_PENDING,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| ConfigPlaneError::nats("creating consumer")(e.to_string()))?;
-        }
-        let bucket = |name: &str, history: i64| {
-            let js = js.clone();
-            let name = name.to_owned();
-            async move {
-                match js.get_key_value(&name).await {
-                    Ok(store) => Ok(store),
-                    Err(_) => js
-                        .create_key_value(kv::Config {
-                            bucket: name,
-                            history,
-                            storage: stream::StorageType::File,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(|e| ConfigPlaneError::nats("creating bucket")(e.to_string())),
-                }
-            }
-        };
-        let config = bucket(m::CONFIG_BUCKET, m::CONFIG_HISTORY).await?;
-        // Created here too, so erasing a subscription never finds it missing.
-        bucket(m::NOTICES_BUCKET, 1).await?;
-        let reports_store = bucket(m::REPORTS_BUCKET, 1).await?;
+            .map_err(|e| ConfigPlaneError::nats("setting up streams and buckets")(e.to_string()))?;
+        let config = buckets.config;
+        let reports_store = buckets.reports;
         let reports = Arc::new(RwLock::new(HashMap::new()));
         let watch = reports_store
             .watch_with_history(">")
@@ -268,7 +220,7 @@ impl ConfigPlane for NatsConfigPlane {
             self.delete_if_present(m::subscription_key(&name)).await?;
             for (stream, subject) in [
                 (m::MATCHES_STREAM, m::matches_subject(&name)),
-                (m::DEAD_LETTER_STREAM, m::dead_letter_subject(&name)),
+                (m::DEAD_LETTER_STREAM, m::notice_dead_letter_subject(&name)),
             ] {
                 let s = self
                     .js

@@ -334,6 +334,9 @@ fn pod_inputs(role: Role, settings: &FleetSettings) -> PodInputs {
     p.env("JOBMATCH_NATS_URL", settings.nats_url.as_str());
     p.env("JOBMATCH_LISTEN", format!("0.0.0.0:{HTTP_PORT}"));
     p.env("JOBMATCH_LOG_FORMAT", "json");
+    for (name, value) in &settings.bus_env {
+        p.env(name, value.as_str());
+    }
     if let Some(secret) = &settings.nats_credentials_secret {
         p.secret_file("JOBMATCH_NATS_CREDS", "nats-credentials", secret);
     }
@@ -733,6 +736,29 @@ mod tests {
         let fleet = build(&sources(60), &s, HPA, None);
         let d: Deployment = typed(&fleet, "Deployment", Role::Fetcher);
         assert_eq!(d.spec.unwrap().replicas, Some(3));
+    }
+
+    #[test]
+    fn every_worker_gets_the_operators_stream_limits() {
+        let mut s = settings();
+        s.bus_env = vec![
+            ("JOBMATCH_BUS_JOBS_MAX_AGE".into(), "12h".into()),
+            ("JOBMATCH_BUS_REPLICAS".into(), "3".into()),
+        ];
+        let fleet = build(&sources(1), &s, HPA, None);
+        for role in Role::ALL {
+            let pod = pod(&fleet, role);
+            assert_eq!(
+                env_of(&pod, "JOBMATCH_BUS_JOBS_MAX_AGE").as_deref(),
+                Some("12h")
+            );
+            assert_eq!(env_of(&pod, "JOBMATCH_BUS_REPLICAS").as_deref(), Some("3"));
+        }
+        let plain = build(&sources(1), &settings(), HPA, None);
+        assert_eq!(
+            env_of(&pod(&plain, Role::Matcher), "JOBMATCH_BUS_REPLICAS"),
+            None
+        );
     }
 
     #[test]

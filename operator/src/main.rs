@@ -39,7 +39,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.settings.fleet.bus_env = jobmatch_operator::settings::bus_env()?;
     let runtime = || {
         init_tracing();
         tokio::runtime::Builder::new_multi_thread()

@@ -124,6 +124,20 @@ pub struct FleetSettings {
     /// the defaults.
     #[arg(long, env = "JOBMATCH_WORKER_RESOURCES", default_value = "{}", value_parser = parse_resources)]
     pub resources: RoleResources,
+    /// The stream and bucket limits set in the operator's environment
+    /// (`JOBMATCH_BUS_*`), passed on to every worker so all processes set up the same
+    /// layout.
+    #[arg(skip)]
+    pub bus_env: Vec<(String, String)>,
+}
+
+/// The `JOBMATCH_BUS_*` variables of this process, validated.
+pub fn bus_env() -> Result<Vec<(String, String)>, jobmatch_bus::LimitsError> {
+    jobmatch_bus::BusLimits::from_env()?;
+    Ok(jobmatch_bus::limits::ENV_VARS
+        .iter()
+        .filter_map(|var| std::env::var(var).ok().map(|v| (var.to_string(), v)))
+        .collect())
 }
 
 /// Resource requirements (`requests`, `limits`) by role.

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, kv, stream};
+use async_nats::jetstream::{self, consumer, kv};
+use jobmatch_bus::{BusLimits, Mode};
 use jobmatch_core::messages as m;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,22 +19,10 @@ pub enum BusError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("creating stream {name}: {source}")]
-    Stream {
-        name: &'static str,
-        source: jetstream::context::CreateStreamError,
-    },
-    #[error("creating key-value bucket {name}: {source}")]
-    Bucket {
-        name: &'static str,
-        source: jetstream::context::CreateKeyValueError,
-    },
-    #[error("creating consumer {name} on {stream}: {source}")]
-    Consumer {
-        stream: &'static str,
-        name: &'static str,
-        source: async_nats::Error,
-    },
+    #[error(transparent)]
+    Layout(#[from] jobmatch_bus::SetupError),
+    #[error("stream limits: {0}")]
+    Limits(#[from] jobmatch_bus::LimitsError),
     #[error("config bucket: {0}")]
     ConfigBucket(String),
 }
@@ -48,9 +37,14 @@ pub struct Bus {
     pub identities: kv::Store,
     pub schedule: kv::Store,
     pub notices: kv::Store,
+    pub resume_vectors: kv::Store,
+    pub matcher_state: kv::Store,
     /// Progress per source and subscription, for the operator (see `reports`).
     pub reports_bucket: kv::Store,
     pub reports: crate::reports::Reports,
+    /// The limits the layout was set up with (`JOBMATCH_BUS_*`).
+    pub limits: BusLimits,
+    mode: Mode,
 }
 
 /// Where NATS is and how to authenticate to it.
@@ -83,21 +77,23 @@ impl NatsConnection {
     }
 }
 
-/// How long a published message id is remembered for deduplication.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
-
 impl Bus {
-    /// Connects to `url` without credentials (see `connect_to`).
+    /// Connects to `url` without credentials, leaving an existing layout as it is (see
+    /// `connect_to`).
     pub async fn connect(url: &str) -> Result<Self, BusError> {
-        Self::connect_to(&NatsConnection {
-            url: url.to_owned(),
-            ..Default::default()
-        })
+        Self::connect_to(
+            &NatsConnection {
+                url: url.to_owned(),
+                ..Default::default()
+            },
+            Mode::KeepExisting,
+        )
         .await
     }
 
-    /// Connects and makes sure every stream and bucket exists.
-    pub async fn connect_to(nats: &NatsConnection) -> Result<Self, BusError> {
+    /// Connects and makes sure every stream, bucket and consumer exists; with
+    /// [`Mode::Apply`] (the long-running roles) also at this process's limits.
+    pub async fn connect_to(nats: &NatsConnection, mode: Mode) -> Result<Self, BusError> {
         crate::tls::install_crypto_provider();
         let url = nats.url.as_str();
         let client = nats
@@ -113,38 +109,20 @@ impl Bus {
                 source,
             })?;
         let js = jetstream::new(client.clone());
-        for (name, subjects) in m::STREAMS {
-            js.create_or_update_stream(stream::Config {
-                name: name.to_owned(),
-                subjects: vec![subjects.to_owned()],
-                duplicate_window: DUPLICATE_WINDOW,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|source| BusError::Stream { name, source })?;
-        }
-        let bucket = |name: &'static str, history: i64| {
-            let js = js.clone();
-            async move {
-                js.create_or_update_key_value(kv::Config {
-                    bucket: name.to_owned(),
-                    history,
-                    storage: stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|source| BusError::Bucket { name, source })
-            }
-        };
+        let limits = BusLimits::from_env()?;
+        let buckets = jobmatch_bus::ensure(&js, &limits, mode).await?;
         Ok(Self {
-            config: bucket(m::CONFIG_BUCKET, m::CONFIG_HISTORY).await?,
-            postings: bucket(m::POSTINGS_BUCKET, 1).await?,
-            identities: bucket(m::IDENTITIES_BUCKET, 1).await?,
-            schedule: bucket(m::SCHEDULE_BUCKET, 1).await?,
-            notices: bucket(m::NOTICES_BUCKET, 1).await?,
-            reports_bucket: bucket(m::REPORTS_BUCKET, 1).await?,
+            config: buckets.config,
+            postings: buckets.postings,
+            identities: buckets.identities,
+            schedule: buckets.schedule,
+            notices: buckets.notices,
+            resume_vectors: buckets.resume_vectors,
+            matcher_state: buckets.matcher_state,
+            reports_bucket: buckets.reports,
             reports: crate::reports::Reports::default(),
+            limits,
+            mode,
             client,
             js,
         })
@@ -156,34 +134,11 @@ impl Bus {
         &self,
         spec: m::ConsumerSpec,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
-        let m::ConsumerSpec {
-            stream,
-            name,
-            ack_wait_secs,
-        } = spec;
-        let err = |source: async_nats::Error| BusError::Consumer {
-            stream,
-            name,
-            source,
-        };
-        let stream_handle = self
-            .js
-            .get_stream(stream)
-            .await
-            .map_err(|e| err(e.into()))?;
-        stream_handle
-            .get_or_create_consumer(
-                name,
-                consumer::pull::Config {
-                    durable_name: Some(name.to_owned()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(ack_wait_secs),
-                    max_ack_pending: m::MAX_ACK_PENDING,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| err(e.into()))
+        use jobmatch_bus::setup::{durable_consumer, existing_consumer};
+        Ok(match self.mode {
+            Mode::Apply => durable_consumer(&self.js, &spec, &self.limits).await?,
+            Mode::KeepExisting => existing_consumer(&self.js, &spec, &self.limits).await?,
+        })
     }
 }
 
@@ -262,30 +217,124 @@ impl Bus {
     }
 }
 
+/// What handling one message came to.
+#[derive(Debug)]
+pub enum Handled {
+    /// Done (or nothing to do): acknowledge.
+    Done,
+    /// Failed in a way that may pass later: redeliver after the consumer's growing delay
+    /// (or `after`, when the far end said how long, capped), dead-letter once the
+    /// consumer's attempts are spent.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Can never succeed as it is: dead-letter now.
+    Failed { reason: String },
+}
+
+impl Handled {
+    pub fn retry(reason: impl std::fmt::Display) -> Self {
+        Handled::Retry {
+            reason: reason.to_string(),
+            after: None,
+        }
+    }
+}
+
+/// Runs `work` on `message`, telling the server it is in progress every third of the
+/// consumer's ack wait, so a live handler's message is never redelivered to another
+/// replica meanwhile; only a dead one's is.
+pub async fn with_progress<T>(
+    message: &jetstream::Message,
+    spec: &m::ConsumerSpec,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let every = Duration::from_secs((spec.ack_wait_secs / 3).max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tick.tick() => {
+                if let Err(e) = message.ack_with(jetstream::AckKind::Progress).await {
+                    tracing::debug!(error = %e, "progress ack failed");
+                }
+            }
+        }
+    }
+}
+
+/// How many times `message` has been delivered (1 on the first delivery).
+pub fn deliveries(message: &jetstream::Message) -> u64 {
+    message
+        .info()
+        .map(|i| i.delivered.max(1) as u64)
+        .unwrap_or(1)
+}
+
+/// Acknowledges, redelivers later or dead-letters `message` as `handled` says. A dead
+/// letter is written before the message is terminated, so a crash in between leaves at
+/// worst a second dead letter, never none.
+pub async fn settle(
+    bus: &Bus,
+    spec: &m::ConsumerSpec,
+    metrics: &crate::metrics::Metrics,
+    message: &jetstream::Message,
+    handled: Handled,
+) -> Result<(), async_nats::Error> {
+    use jetstream::AckKind;
+    let delivered = deliveries(message);
+    let reason = match handled {
+        Handled::Done => return message.ack().await,
+        Handled::Retry { reason, after } if delivered < u64::from(spec.attempts) => {
+            let backoff = jobmatch_bus::layout::retry_delay(spec, delivered);
+            let cap = Duration::from_secs(spec.retry_max_secs);
+            let wait = after.map_or(backoff, |after| after.min(cap).max(backoff));
+            metrics.retries(spec.name).inc();
+            tracing::warn!(stage = spec.name, subject = %message.subject, delivered, wait_ms = wait.as_millis() as u64, error = %reason, "failed; will be redelivered");
+            return message.ack_with(AckKind::Nak(Some(wait))).await;
+        }
+        Handled::Retry { reason, .. } => {
+            format!("{reason} (gave up after {delivered} deliveries)")
+        }
+        Handled::Failed { reason } => reason,
+    };
+    tracing::warn!(stage = spec.name, subject = %message.subject, delivered, error = %reason, "dead-lettered");
+    crate::dead_letters::publish(
+        bus,
+        spec.name,
+        &message.subject,
+        message.payload.clone(),
+        &reason,
+        delivered,
+    )
+    .await?;
+    metrics.dead_letters(spec.name).inc();
+    message.ack_with(AckKind::Term).await
+}
+
 /// Reads a durable consumer until `cancel` fires, one message at a time: decodes it as
-/// JSON `T`, hands it to `handle`, acknowledges on success and asks for redelivery after
-/// `retry` on failure. An undecodable message is logged and terminated (never
-/// redelivered). Cancellation is checked between messages, never inside one, so no
+/// JSON `T` and hands it to `handle`, then settles it as the handler says (acknowledged,
+/// redelivered later, or dead-lettered). A message that does not decode is dead-lettered
+/// at once. Cancellation is checked between messages, never inside one, so no
 /// acknowledgement is lost.
-pub async fn consume<T, E, F, Fut>(
-    consumer: consumer::Consumer<consumer::pull::Config>,
+pub async fn consume<T, F, Fut>(
+    bus: &Bus,
+    spec: m::ConsumerSpec,
+    metrics: &crate::metrics::Metrics,
     cancel: &tokio_util::sync::CancellationToken,
-    retry: Duration,
     mut handle: F,
 ) -> anyhow::Result<()>
 where
     T: serde::de::DeserializeOwned,
-    E: std::fmt::Display,
     F: FnMut(T) -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
+    Fut: std::future::Future<Output = Handled>,
 {
     use futures::StreamExt;
-    use jetstream::AckKind;
-    let name = consumer.cached_info().name.clone();
+    let consumer = bus.consumer(spec).await?;
+    let name = spec.name;
     let mut messages = consumer.messages().await?;
-    let ack = |result: Result<(), async_nats::Error>| {
-        result.map_err(|e| anyhow::anyhow!("{name}: acknowledging: {e}"))
-    };
     loop {
         let message = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -298,20 +347,15 @@ where
                 None => anyhow::bail!("consumer {name} ended"),
             },
         };
-        let item: T = match serde_json::from_slice(&message.payload) {
-            Ok(item) => item,
-            Err(e) => {
-                tracing::warn!(consumer = %name, subject = %message.subject, error = %e, "undecodable message dropped");
-                ack(message.ack_with(AckKind::Term).await)?;
-                continue;
-            }
+        let handled = match serde_json::from_slice::<T>(&message.payload) {
+            Ok(item) => with_progress(&message, &spec, handle(item)).await,
+            Err(e) => Handled::Failed {
+                reason: format!("undecodable: {e}"),
+            },
         };
-        match handle(item).await {
-            Ok(()) => ack(message.ack().await)?,
-            Err(e) => {
-                tracing::warn!(consumer = %name, error = %e, "handling failed; will be redelivered");
-                ack(message.ack_with(AckKind::Nak(Some(retry))).await)?;
-            }
+        // Unsettled (NATS away), the message comes back after the ack wait.
+        if let Err(e) = settle(bus, &spec, metrics, &message, handled).await {
+            tracing::warn!(consumer = %name, error = %e, "settling a message failed; it will be redelivered");
         }
     }
 }

@@ -95,16 +95,28 @@ pub struct Connections {
     /// Requests to one host that may go at once after a quiet spell.
     #[arg(long, env = "JOBMATCH_HOST_BURST", default_value = "4", global = true)]
     pub host_burst: std::num::NonZeroU32,
-    /// Attempts per notice before it is dead-lettered.
+    /// Attempts per notice (one per delivery) before it is dead-lettered; at most the
+    /// consumer's 8.
     #[arg(
         long,
         env = "JOBMATCH_NOTIFY_ATTEMPTS",
-        default_value_t = 5,
+        default_value_t = jobmatch_core::messages::NOTIFIER_CONSUMER.attempts,
         global = true
     )]
     pub notify_attempts: u32,
-    /// Wait before the first retry of a notice; doubles each time.
-    #[arg(long, env = "JOBMATCH_NOTIFY_BACKOFF", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    /// Notices sent at once (one SMTP connection each); one subscription's go in order.
+    #[arg(
+        long,
+        env = "JOBMATCH_NOTIFY_CONCURRENCY",
+        default_value_t = 16,
+        global = true
+    )]
+    pub notify_concurrency: u16,
+    /// The longest one email or Slack send may take (at most 40s).
+    #[arg(long, env = "JOBMATCH_NOTIFY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub notify_timeout: Duration,
+    /// Wait before the first redelivery of a failed notice; doubles each time, up to 5 min.
+    #[arg(long, env = "JOBMATCH_NOTIFY_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub notify_backoff: Duration,
 }
 
@@ -186,6 +198,19 @@ impl EmbedSettings {
 }
 
 impl Connections {
+    /// How the notifier sends and retries.
+    pub fn notifier_settings(&self) -> crate::notify::role::NotifierSettings {
+        let spec = jobmatch_core::messages::NOTIFIER_CONSUMER;
+        crate::notify::role::NotifierSettings {
+            lanes: usize::from(self.notify_concurrency.max(1)),
+            retry: jobmatch_core::messages::ConsumerSpec {
+                attempts: self.notify_attempts.clamp(1, spec.attempts),
+                retry_first_ms: self.notify_backoff.as_millis().max(1) as u64,
+                ..spec
+            },
+        }
+    }
+
     /// Where NATS is, with its credentials.
     pub fn nats(&self) -> crate::bus::NatsConnection {
         crate::bus::NatsConnection {
@@ -231,6 +256,11 @@ pub enum Command {
     Embed,
     /// Poll each JobSource in the files once and print its postings as JSON lines.
     Fetch(ConfigFiles),
+    /// List, redrive or purge what a stage gave up on (DEAD_LETTERS).
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
     /// Show what the pipeline has done: postings, vectors, matches, notices.
     Report {
         /// Print a progress line until the pipeline is idle, then the matches.
@@ -239,6 +269,42 @@ pub enum Command {
         /// Give up waiting after this long.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         timeout: Duration,
+    },
+}
+
+/// Which dead letters a `dead-letters` command acts on.
+#[derive(Debug, Clone, Args)]
+pub struct DeadLetterSelection {
+    /// Only this stage's: `embedder`, `matcher` or `notifier`.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Only the dead letter with this sequence (as `list` prints it); repeatable.
+    #[arg(long = "sequence")]
+    pub sequence: Vec<u64>,
+    /// Every dead letter selected by `--stage` (required without `--sequence`).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// Print each dead letter: sequence, stage, original subject, time, deliveries, reason.
+    List {
+        #[command(flatten)]
+        selection: DeadLetterSelection,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters back to the subject they came from (their stage tries again).
+    Redrive {
+        #[command(flatten)]
+        selection: DeadLetterSelection,
+    },
+    /// Delete dead letters for good.
+    Purge {
+        #[command(flatten)]
+        selection: DeadLetterSelection,
     },
 }
 

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use jobmatch_core::messages::{self as m, MatchFound};
 
 use crate::bus::Bus;
-use crate::cli::Connections;
+use crate::cli::{Connections, DeadLetterAction};
 use crate::embed::SentenceEmbedder;
 use crate::fetch::http::BoardClient;
 
@@ -189,7 +189,12 @@ async fn progress(bus: &Bus) -> anyhow::Result<Progress> {
     };
     let mut keys = bus.notices.keys().await?;
     while let Some(key) = keys.next().await {
-        if bus.notices.get(key?).await?.as_deref() == Some(b"sent") {
+        let value = bus.notices.get(key?).await?;
+        if value
+            .as_deref()
+            .and_then(m::NoticeState::decode)
+            .is_some_and(|state| state.is_sent())
+        {
             p.notices += 1;
         }
     }
@@ -197,7 +202,7 @@ async fn progress(bus: &Bus) -> anyhow::Result<Progress> {
 }
 
 pub async fn report(c: &Connections, wait_idle: bool, timeout: Duration) -> anyhow::Result<()> {
-    let bus = Bus::connect_to(&c.nats()).await?;
+    let bus = Bus::connect_to(&c.nats(), jobmatch_bus::Mode::KeepExisting).await?;
     if wait_idle {
         let started = Instant::now();
         let (mut last, mut stable_since) = (Progress::default(), Instant::now());
@@ -260,6 +265,68 @@ pub async fn report(c: &Connections, wait_idle: bool, timeout: Duration) -> anyh
                     found.posting.locations.join("; ")
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// `jobmatch dead-letters`: what each stage gave up on, sent back or purged.
+pub async fn dead_letters(c: &Connections, action: &DeadLetterAction) -> anyhow::Result<()> {
+    use crate::dead_letters;
+    let bus = Bus::connect_to(&c.nats(), jobmatch_bus::Mode::KeepExisting).await?;
+    let (selection, stage) = match action {
+        DeadLetterAction::List { selection, .. }
+        | DeadLetterAction::Redrive { selection }
+        | DeadLetterAction::Purge { selection } => (selection, selection.stage.as_deref()),
+    };
+    if let Some(stage) = stage
+        && !m::CONSUMERS.iter().any(|c| c.name == stage)
+    {
+        anyhow::bail!("--stage {stage}: not a stage (embedder, matcher, notifier)");
+    }
+    let mut letters = dead_letters::list(&bus, stage)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading dead letters: {e}"))?;
+    if !selection.sequence.is_empty() {
+        letters.retain(|l| selection.sequence.contains(&l.sequence));
+        let missing: Vec<_> = selection
+            .sequence
+            .iter()
+            .filter(|s| !letters.iter().any(|l| l.sequence == **s))
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!("no dead letter with sequence {missing:?}");
+        }
+    } else if !matches!(action, DeadLetterAction::List { .. }) && !selection.all {
+        anyhow::bail!("name the dead letters (--sequence N, repeatable) or pass --all");
+    }
+    match action {
+        DeadLetterAction::List { json, .. } => {
+            for l in &letters {
+                if *json {
+                    println!("{}", serde_json::to_string(l)?);
+                } else {
+                    println!(
+                        "{:>6}  {:<9} {:<24} {}  after {} deliveries: {}",
+                        l.sequence, l.stage, l.subject, l.at, l.deliveries, l.reason
+                    );
+                }
+            }
+            if !*json {
+                eprintln!("{} dead letters", letters.len());
+            }
+        }
+        DeadLetterAction::Redrive { .. } => {
+            let sent = dead_letters::redrive(&bus, &letters)
+                .await
+                .map_err(|e| anyhow::anyhow!("redriving: {e}"))?;
+            println!("{sent} dead letters sent back to their stage");
+        }
+        DeadLetterAction::Purge { .. } => {
+            let purged = dead_letters::purge(&bus, &letters)
+                .await
+                .map_err(|e| anyhow::anyhow!("purging: {e}"))?;
+            println!("{purged} dead letters purged");
         }
     }
     Ok(())

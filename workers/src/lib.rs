@@ -10,6 +10,7 @@ pub mod bus;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dead_letters;
 pub mod embed;
 pub mod fetch;
 pub mod http;

@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
             Command::Notifier(f) => runtime::run_roles(c, &[Role::Notifier], &f.files).await,
             Command::Apply(f) => {
                 let loaded = jobmatch_workers::config::load_paths(&f.files);
-                let bus = Bus::connect_to(&c.nats()).await?;
+                let bus = Bus::connect_to(&c.nats(), jobmatch_bus::Mode::KeepExisting).await?;
                 let written = bus.apply_config(&loaded).await?;
                 for e in &loaded.errors {
                     eprintln!("error: {e}");
@@ -69,6 +69,7 @@ fn main() -> anyhow::Result<()> {
             Command::Report { wait_idle, timeout } => {
                 commands::report(c, *wait_idle, *timeout).await
             }
+            Command::DeadLetters { action } => commands::dead_letters(c, action).await,
             Command::Embed => unreachable!("handled above"),
         }
     })

@@ -23,6 +23,11 @@ pub struct ChannelLabel {
     pub channel: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: &'static str,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub polls: Counter,
@@ -37,6 +42,10 @@ pub struct Metrics {
     pub notice_family: Family<ChannelLabel, Counter>,
     pub notice_failure_family: Family<ChannelLabel, Counter>,
     pub notices_duplicate: Counter,
+    /// Claims of notices taken over from a notifier that died mid-send.
+    pub notice_takeovers: Counter,
+    pub dead_letter_family: Family<StageLabel, Counter>,
+    pub retry_family: Family<StageLabel, Counter>,
     pub embed: EmbedMetrics,
 }
 
@@ -110,6 +119,20 @@ impl Metrics {
             .get_or_create(&ChannelLabel {
                 channel: channel.to_owned(),
             })
+            .clone()
+    }
+
+    /// Messages a stage gave up on, into DEAD_LETTERS.
+    pub fn dead_letters(&self, stage: &'static str) -> Counter {
+        self.dead_letter_family
+            .get_or_create(&StageLabel { stage })
+            .clone()
+    }
+
+    /// Failed deliveries a stage asked to have redelivered later.
+    pub fn retries(&self, stage: &'static str) -> Counter {
+        self.retry_family
+            .get_or_create(&StageLabel { stage })
             .clone()
     }
 
@@ -202,6 +225,21 @@ impl Metrics {
             "notices_duplicate",
             "Notices skipped because they had already been sent",
             self.notices_duplicate.clone(),
+        );
+        r.register(
+            "notice_takeovers",
+            "Notice claims taken over after their notifier died mid-send (the notice may repeat)",
+            self.notice_takeovers.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Messages given up and dead-lettered, by stage",
+            self.dead_letter_family.clone(),
+        );
+        r.register(
+            "retries",
+            "Failed messages handed back for a later redelivery, by stage",
+            self.retry_family.clone(),
         );
         r
     }

@@ -13,7 +13,7 @@ use crate::bus::Bus;
 use crate::cli::{Connections, Role};
 use crate::embed::{Batcher, SentenceEmbedder, Wait};
 use crate::metrics::Metrics;
-use crate::notify::{Delivery, RetryPolicy};
+use crate::notify::Delivery;
 use crate::store::{AnyStore, embedded::EmbeddedStore, qdrant::QdrantStore};
 use crate::{api, config, http, matcher, notify};
 
@@ -99,7 +99,7 @@ pub async fn run_roles(
         });
     }
 
-    let bus = Bus::connect_to(&c.nats()).await?;
+    let bus = Bus::connect_to(&c.nats(), jobmatch_bus::Mode::Apply).await?;
     apply_files(&bus, files).await?;
     {
         let (reports, store, cancel) = (
@@ -147,7 +147,7 @@ pub async fn run_roles(
                     .ok_or_else(|| anyhow::anyhow!("model not loaded"))?;
                 tasks.spawn(async move {
                     mark_ready();
-                    crate::embed::role::run(bus, batcher, cancel).await?;
+                    crate::embed::role::run(bus, batcher, metrics, cancel).await?;
                     Ok("embedder")
                 });
             }
@@ -166,21 +166,22 @@ pub async fn run_roles(
                 });
             }
             Role::Notifier => {
-                let retry = RetryPolicy {
-                    attempts: c.notify_attempts.max(1),
-                    first_backoff: c.notify_backoff,
-                    ..Default::default()
-                };
                 if c.smtp_url.is_none() {
                     warn!(
                         "no SMTP server configured: email notices will be dead-lettered (set JOBMATCH_SMTP_URL)"
                     );
                 }
-                let delivery = Delivery::new(c.smtp_url.as_deref(), &c.smtp_from, retry)?;
+                let settings = c.notifier_settings();
+                let delivery = Delivery::new(
+                    c.smtp_url.as_deref(),
+                    &c.smtp_from,
+                    settings.lanes as u32,
+                    c.notify_timeout,
+                )?;
                 tasks.spawn(async move {
                     mark_ready();
-                    notify::role::run(notify::role::Notifier::new(bus, delivery, metrics), cancel)
-                        .await?;
+                    let notifier = notify::role::Notifier::new(bus, delivery, metrics);
+                    notify::role::run(notifier, settings, cancel).await?;
                     Ok("notifier")
                 });
             }

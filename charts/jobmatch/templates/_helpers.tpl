@@ -72,3 +72,18 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities: {drop: [ALL]}
 {{- end -}}
+
+{{/* The stream and bucket limits (JOBMATCH_BUS_*), for the operator to apply and pass on. */}}
+{{- define "jobmatch.busLimitsEnv" -}}
+{{- $limits := .Values.nats.limits -}}
+{{- range $name, $var := dict "jobs" "JOBS" "vectors" "VECTORS" "matches" "MATCHES" "deadLetters" "DEAD_LETTERS" "notices" "NOTICES" "postings" "POSTINGS" }}
+{{- $bound := index $limits $name | default dict }}
+{{- with $bound.maxAge }}
+- {name: JOBMATCH_BUS_{{ $var }}_MAX_AGE, value: {{ . | quote }}}
+{{- end }}
+{{- with $bound.maxBytes }}
+- {name: JOBMATCH_BUS_{{ $var }}_MAX_BYTES, value: {{ . | quote }}}
+{{- end }}
+{{- end }}
+- {name: JOBMATCH_BUS_REPLICAS, value: {{ $limits.replicas | default 1 | quote }}}
+{{- end }}

@@ -178,6 +178,7 @@ pub struct SentenceEmbedder {
     dimension: usize,
     limits: BatchLimits,
     precision: &'static str,
+    identity: String,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +207,19 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, EmbedError>
         path: path.to_owned(),
         source,
     })
+}
+
+fn model_identity(config: &Path, weights: &Path) -> Result<String, EmbedError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| EmbedError::Io { path, source }
+    };
+    let config_bytes = std::fs::read(config).map_err(io(config))?;
+    let weights_len = std::fs::metadata(weights).map_err(io(weights))?.len();
+    Ok(jobmatch_core::ids::digest_hex(&[
+        &config_bytes,
+        &weights_len.to_le_bytes(),
+    ]))
 }
 
 fn read_optional_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, EmbedError> {
@@ -250,8 +264,10 @@ impl SentenceEmbedder {
                 Err(EmbedError::MissingFile(dir.to_owned(), name))
             }
         };
-        let config: BertConfig = read_json(&required("config.json")?)?;
+        let config_path = required("config.json")?;
+        let config: BertConfig = read_json(&config_path)?;
         let weights = required("model.safetensors")?;
+        let identity = model_identity(&config_path, &weights)?;
         let mut tokenizer = Tokenizer::from_file(required("tokenizer.json")?)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
 
@@ -294,6 +310,7 @@ impl SentenceEmbedder {
             max_seq_len,
             dimension: config.hidden_size,
             limits: BatchLimits::default(),
+            identity,
             precision: match (dtype, linear) {
                 (_, LinearPrecision::Bf16) | (DType::BF16, _) => "bf16",
                 (DType::F16, _) => "f16",
@@ -312,6 +329,13 @@ impl SentenceEmbedder {
     }
 
     /// Length of each vector.
+    /// Names the model's weights (a digest of its configuration and weights' size): the
+    /// same text embedded by the same model gives the same vector, so vectors cached under
+    /// this name stay valid until the model changes.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
     pub fn dimension(&self) -> usize {
         self.dimension
     }

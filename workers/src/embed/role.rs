@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
+use std::sync::Arc;
+
+use async_nats::jetstream::Message;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use futures::StreamExt;
 use jobmatch_core::Posting;
@@ -18,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Batcher, Wait};
-use crate::bus::{Bus, ConfigEvent};
+use crate::bus::{Bus, ConfigEvent, Handled};
+use crate::metrics::Metrics;
 
 /// Most postings embedded in one pass.
 const BATCH: usize = 64;
@@ -61,7 +64,12 @@ async fn publish(
     Ok(())
 }
 
-pub async fn run(bus: Bus, batcher: Batcher, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    bus: Bus,
+    batcher: Batcher,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let consumer = bus.consumer(m::EMBEDDER_CONSUMER).await?;
     let subscriptions = bus
         .watch_config::<SubscriptionConfig>("subscription")
@@ -112,7 +120,7 @@ pub async fn run(bus: Bus, batcher: Batcher, cancel: CancellationToken) -> anyho
                 }
             }
             if !messages.is_empty() {
-                embed_postings(&bus, &batcher, messages).await?;
+                embed_postings(&bus, &batcher, &metrics, messages).await?;
             }
         }
         anyhow::Ok(())
@@ -122,37 +130,52 @@ pub async fn run(bus: Bus, batcher: Batcher, cancel: CancellationToken) -> anyho
     Ok(())
 }
 
+/// The posting message's sequence in JOBS, its version.
+fn version(message: &Message) -> u64 {
+    message.info().map(|i| i.stream_sequence).unwrap_or(0)
+}
+
 async fn embed_postings(
     bus: &Bus,
     batcher: &Batcher,
-    messages: Vec<async_nats::jetstream::Message>,
+    metrics: &Metrics,
+    messages: Vec<Message>,
 ) -> anyhow::Result<()> {
+    let spec = m::EMBEDDER_CONSUMER;
+    let settle = |message: &Message, handled: Handled| {
+        let message = message.clone();
+        async move {
+            // Unsettled (NATS away), the posting comes back after the ack wait.
+            if let Err(e) = crate::bus::settle(bus, &spec, metrics, &message, handled).await {
+                warn!(error = %e, "settling a posting failed; it will be redelivered");
+            }
+            anyhow::Ok(())
+        }
+    };
     let mut postings = Vec::new();
     let mut accepted = Vec::new();
     for message in messages {
         match serde_json::from_slice::<Posting>(&message.payload) {
             // Nothing to embed: the matcher forgets it.
             Ok(posting) if posting.closed => {
-                let id = format!("job-closed|{}|{}", posting.id, posting.content_hash());
-                publish(
-                    bus,
-                    m::VECTORS_JOB_SUBJECT,
-                    Some(id),
-                    &Embedded::JobClosed { id: posting.id },
-                )
-                .await?;
-                message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+                let id = m::message_id::job_closed(&posting.id, &posting.content_hash());
+                let closed = Embedded::JobClosed {
+                    id: posting.id,
+                    version: version(&message),
+                };
+                let handled = match publish(bus, m::VECTORS_JOB_SUBJECT, Some(id), &closed).await {
+                    Ok(()) => Handled::Done,
+                    Err(e) => Handled::retry(e),
+                };
+                settle(&message, handled).await?;
             }
             Ok(posting) => {
                 postings.push(posting);
                 accepted.push(message);
             }
             Err(e) => {
-                warn!(subject = %message.subject, error = %e, "undecodable posting dropped");
-                message
-                    .ack_with(AckKind::Term)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
+                let reason = format!("undecodable posting: {e}");
+                settle(&message, Handled::Failed { reason }).await?;
             }
         }
     }
@@ -164,27 +187,69 @@ async fn embed_postings(
         Ok(vectors) => vectors,
         Err(e) => {
             warn!(error = %e, count = accepted.len(), "embedding failed; postings will be redelivered");
-            for message in accepted {
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(10))))
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
+            for message in &accepted {
+                settle(message, Handled::retry(format!("embedding: {e}"))).await?;
             }
             return Ok(());
         }
     };
     for ((posting, vector), message) in postings.into_iter().zip(vectors).zip(accepted) {
-        let id = format!("job|{}|{}", posting.id, posting.content_hash());
-        publish(
-            bus,
-            m::VECTORS_JOB_SUBJECT,
-            Some(id),
-            &Embedded::Job { posting, vector },
-        )
-        .await?;
-        message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+        let id = m::message_id::job_vector(&posting.id, &posting.content_hash());
+        let job = Embedded::Job {
+            posting,
+            vector,
+            version: version(&message),
+        };
+        let handled = match publish(bus, m::VECTORS_JOB_SUBJECT, Some(id), &job).await {
+            Ok(()) => Handled::Done,
+            Err(e) => Handled::retry(e),
+        };
+        settle(&message, handled).await?;
     }
     Ok(())
+}
+
+/// A resume's vector: from the cache when this model embedded the same text before, else
+/// embedded now and cached.
+async fn resume_vector(bus: &Bus, batcher: &Batcher, resume: &str) -> anyhow::Result<Vec<f32>> {
+    let key = digest_hex(&[batcher.model().identity().as_bytes(), resume.as_bytes()]);
+    match bus.resume_vectors.get(&key).await {
+        Ok(Some(bytes)) => match decode_vector(&bytes, batcher.model().dimension()) {
+            Some(vector) => return Ok(vector),
+            None => warn!(key, "cached resume vector unreadable; embedding again"),
+        },
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "resume vector cache unavailable; embedding"),
+    }
+    let vector = embed_texts(batcher, vec![resume.to_owned()])
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("model returned no vector"))?;
+    if let Err(e) = bus
+        .resume_vectors
+        .put(&key, encode_vector(&vector).into())
+        .await
+    {
+        warn!(error = %e, "caching a resume vector failed");
+    }
+    Ok(vector)
+}
+
+/// Little-endian f32s.
+fn encode_vector(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode_vector(bytes: &[u8], dimension: usize) -> Option<Vec<f32>> {
+    if bytes.len() != dimension * 4 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
 }
 
 async fn subscription_changed(
@@ -195,15 +260,13 @@ async fn subscription_changed(
     match event {
         ConfigEvent::Put(subscription) => {
             let criteria = serde_json::to_vec(&subscription.criteria)?;
-            let id = format!(
-                "subscription|{}|{}",
-                subscription.name,
-                digest_hex(&[subscription.resume.as_bytes(), &criteria])
-            );
-            let vector = embed_texts(batcher, vec![subscription.resume.clone()])
-                .await?
-                .pop()
-                .ok_or_else(|| anyhow::anyhow!("model returned no vector"))?;
+            let digest = digest_hex(&[
+                batcher.model().identity().as_bytes(),
+                subscription.resume.as_bytes(),
+                &criteria,
+            ]);
+            let id = m::message_id::subscription_vector(&subscription.name, &digest);
+            let vector = resume_vector(bus, batcher, &subscription.resume).await?;
             let profile = SubscriptionProfile {
                 name: subscription.name.clone(),
                 criteria: subscription.criteria,
@@ -212,10 +275,14 @@ async fn subscription_changed(
                 bus,
                 m::VECTORS_SUBSCRIPTION_SUBJECT,
                 Some(id),
-                &Embedded::Subscription { profile, vector },
+                &Embedded::Subscription {
+                    profile,
+                    vector,
+                    digest,
+                },
             )
             .await?;
-            info!(subscription = %subscription.name, "resume embedded");
+            info!(subscription = %subscription.name, "resume vector published");
         }
         ConfigEvent::Deleted(name) => {
             publish(
@@ -229,4 +296,16 @@ async fn subscription_changed(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_vectors_round_trip_and_check_their_size() {
+        let v = vec![0.25f32, -1.5, 3.0e-7];
+        assert_eq!(decode_vector(&encode_vector(&v), 3), Some(v));
+        assert_eq!(decode_vector(&[0u8; 8], 3), None);
+    }
 }

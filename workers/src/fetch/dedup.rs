@@ -342,16 +342,19 @@ impl DedupIndex {
 
     /// Tier by tier, what a polled posting is.
     pub fn classify(&self, id: &str, fp: &Fingerprint) -> Verdict {
+        // A copy whose original closed carries that job now: published, but as the job
+        // its subscribers already heard of.
+        let mut carries = None;
         if let Some(slot) = self.slot_of(id) {
             let s = &self.slots[slot as usize];
             if s.duplicate_of != NONE {
                 let original = &self.slots[s.duplicate_of as usize];
-                // The original closed but this copy is still open: it carries the job now.
                 if !original.closed {
                     return Verdict::Duplicate {
                         of: original.id.to_string(),
                     };
                 }
+                carries = Some(self.root_of(s.duplicate_of));
             } else if s.fingerprint.content == fp.content && !s.closed {
                 return Verdict::Unchanged;
             } else {
@@ -381,18 +384,25 @@ impl DedupIndex {
                         && o.fingerprint.company == fp.company
                         && (o.fingerprint.simhash ^ fp.simhash).count_ones() <= NEAR_BITS
                     {
+                        // A re-post of a re-post is a re-post of the first.
                         return Verdict::Repost {
-                            of: o.id.to_string(),
+                            of: self.root_of(other),
                         };
                     }
                 }
             }
         }
         match self.slot_of(id) {
-            // A duplicate whose original closed: published now, as new.
-            Some(_) => Verdict::Updated { repost_of: None },
+            // A duplicate whose original closed: published now, carrying the original.
+            Some(_) => Verdict::Updated { repost_of: carries },
             None => Verdict::New,
         }
+    }
+
+    /// The first posting of the job `slot` is: itself, or what it re-posts.
+    fn root_of(&self, slot: u32) -> String {
+        let s = &self.slots[slot as usize];
+        self.id_of(s.repost_of).unwrap_or_else(|| s.id.to_string())
     }
 
     fn source_number(&mut self, source: &str) -> u32 {
@@ -599,6 +609,7 @@ mod tests {
             },
             repost_of: match verdict {
                 Verdict::Repost { of } => Some(of.clone()),
+                Verdict::Updated { repost_of } => repost_of.clone(),
                 _ => None,
             },
             closed: p.closed,
@@ -731,14 +742,53 @@ mod tests {
         closed.closed = true;
         remember(&mut index, &closed, &Verdict::Unchanged);
         assert!(index.vanished("greenhouse", &listed).is_empty());
+        // The copy carries the job now, as the job its subscribers heard of (its text
+        // differs, so it is no re-post by text): no second notice.
         assert_eq!(
             index.classify(&rok.id, &Fingerprint::of(&rok)),
-            Verdict::Updated { repost_of: None }
+            Verdict::Updated {
+                repost_of: Some(gh.id.clone())
+            }
         );
         // A closed posting that comes back is an update.
         assert_eq!(
             index.classify(&gh.id, &Fingerprint::of(&gh)),
             Verdict::Updated { repost_of: None }
+        );
+    }
+
+    #[test]
+    fn a_repost_of_a_repost_names_the_first_posting() {
+        let mut index = DedupIndex::default();
+        let first = posting(
+            "greenhouse:acme:1",
+            "Acme",
+            "Backend Engineer",
+            "Berlin",
+            TEXT,
+        );
+        remember(&mut index, &first, &Verdict::New);
+        let second = posting("greenhouse:acme:2", "Acme", "Rust Engineer", "Berlin", TEXT);
+        let v = index.classify(&second.id, &Fingerprint::of(&second));
+        assert_eq!(
+            v,
+            Verdict::Repost {
+                of: first.id.clone()
+            }
+        );
+        remember(&mut index, &second, &v);
+        // The first closes; the job is posted a third time.
+        let mut closed = first.clone();
+        closed.closed = true;
+        remember(&mut index, &closed, &Verdict::Unchanged);
+        let third = posting("greenhouse:acme:3", "Acme", "Backend Dev", "Berlin", TEXT);
+        let v = index.classify(&third.id, &Fingerprint::of(&third));
+        assert_eq!(
+            v,
+            Verdict::Repost {
+                of: first.id.clone()
+            },
+            "not of the second"
         );
     }
 

@@ -70,11 +70,11 @@ impl Sink for NatsSink<'_> {
         posting: &Posting,
         fingerprint: &Fingerprint,
     ) -> Result<(), async_nats::Error> {
-        let id = if posting.closed {
-            format!("{}:closed:{:016x}", posting.id, fingerprint.content)
-        } else {
-            format!("{}:{:016x}", posting.id, fingerprint.content)
-        };
+        let id = jobmatch_core::messages::message_id::posting(
+            &posting.id,
+            posting.closed,
+            fingerprint.content,
+        );
         let ack = self
             .0
             .js

@@ -9,3 +9,4 @@
 
 pub mod criteria;
 pub mod role;
+pub mod state;

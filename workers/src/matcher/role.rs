@@ -1,7 +1,6 @@
 //! The `matcher` role.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage as Publish;
 use jobmatch_core::Posting;
@@ -11,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::criteria::{self, POSTING_FIELD, evaluate, job_payload, prefilter};
-use crate::bus::Bus;
+use super::state::MatcherState;
+use crate::bus::{Bus, Handled};
 use crate::metrics::Metrics;
 use crate::store::{AnyStore, Point, Query, StoreError, VectorStore};
 
@@ -27,12 +27,15 @@ pub enum MatchError {
     Store(#[from] StoreError),
     #[error("publishing match: {0}")]
     Publish(String),
+    #[error("matcher state: {0}")]
+    State(String),
 }
 
 pub struct Matcher {
     bus: Bus,
     store: AnyStore,
     metrics: Arc<Metrics>,
+    versions: MatcherState,
     /// Collections are created on the first vector, sized by it.
     collections: tokio::sync::OnceCell<()>,
 }
@@ -40,6 +43,7 @@ pub struct Matcher {
 impl Matcher {
     pub fn new(bus: Bus, store: AnyStore, metrics: Arc<Metrics>) -> Self {
         Self {
+            versions: MatcherState(bus.matcher_state.clone()),
             bus,
             store,
             metrics,
@@ -66,27 +70,46 @@ impl Matcher {
     }
 
     pub async fn handle(&self, item: Embedded) -> Result<usize, MatchError> {
-        match &item {
-            Embedded::Job { vector, .. } | Embedded::Subscription { vector, .. } => {
-                self.ensure_collections(vector.len()).await?
-            }
-            Embedded::SubscriptionDeleted { .. } | Embedded::JobClosed { .. } => {
-                if self.collections.get().is_none() {
+        match item {
+            Embedded::Job {
+                posting,
+                vector,
+                version,
+            } => {
+                if !self.versions.apply(&posting.id, version, false).await? {
+                    debug!(posting = %posting.id, version, "older version of a posting ignored");
                     return Ok(0);
                 }
+                self.ensure_collections(vector.len()).await?;
+                self.job(posting, vector).await
+            }
+            Embedded::JobClosed { id, version } => {
+                if self.versions.apply(&id, version, true).await? {
+                    self.delete(JOBS_COLLECTION, id).await?;
+                }
+                Ok(0)
+            }
+            Embedded::Subscription {
+                profile,
+                vector,
+                digest,
+            } => {
+                self.ensure_collections(vector.len()).await?;
+                self.subscription(profile, vector, digest).await
+            }
+            Embedded::SubscriptionDeleted { name } => {
+                self.versions.forget_subscription(&name).await?;
+                self.delete(SUBSCRIPTIONS_COLLECTION, name).await?;
+                Ok(0)
             }
         }
-        match item {
-            Embedded::Job { posting, vector } => self.job(posting, vector).await,
-            Embedded::Subscription { profile, vector } => self.subscription(profile, vector).await,
-            Embedded::SubscriptionDeleted { name } => {
-                self.store.delete(SUBSCRIPTIONS_COLLECTION, &[name]).await?;
-                Ok(0)
-            }
-            Embedded::JobClosed { id } => {
-                self.store.delete(JOBS_COLLECTION, &[id]).await?;
-                Ok(0)
-            }
+    }
+
+    /// Deletes a point; a collection not created yet holds nothing to delete.
+    async fn delete(&self, collection: &str, id: String) -> Result<(), MatchError> {
+        match self.store.delete(collection, &[id]).await {
+            Ok(()) | Err(StoreError::NoCollection(_)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -145,6 +168,7 @@ impl Matcher {
         &self,
         profile: SubscriptionProfile,
         vector: Vec<f32>,
+        digest: String,
     ) -> Result<usize, MatchError> {
         let mut payload = serde_json::Map::new();
         payload.insert(PROFILE_FIELD.into(), json!(profile));
@@ -158,6 +182,15 @@ impl Matcher {
                 }],
             )
             .await?;
+        // The same resume and criteria again (an embedder restarted): matched before.
+        if !self
+            .versions
+            .subscription_changed(&profile.name, &digest)
+            .await?
+        {
+            debug!(subscription = %profile.name, "unchanged subscription; no backfill");
+            return Ok(0);
+        }
         let c = &profile.criteria;
         // Term rules are not store filters: ask for more than topK and keep the best topK
         // that pass them.
@@ -197,17 +230,19 @@ impl Matcher {
             }
         }
         info!(subscription = %profile.name, matches = found, "backfilled subscription");
+        self.versions
+            .subscription_backfilled(&profile.name, &digest)
+            .await?;
         Ok(found)
     }
 
     async fn publish(&self, found: MatchFound) -> Result<(), MatchError> {
         let err = |e: &dyn std::fmt::Display| MatchError::Publish(e.to_string());
         let payload = serde_json::to_vec(&found).map_err(|e| err(&e))?;
-        let id = format!(
-            "{}|{}|{}",
-            found.subscription,
-            found.posting.id,
-            found.posting.content_hash()
+        let id = m::message_id::match_found(
+            &found.subscription,
+            &found.posting.id,
+            &found.posting.content_hash(),
         );
         info!(subscription = %found.subscription, posting = %found.posting.id, score = found.explanation.score, "match");
         let ack = self
@@ -231,13 +266,19 @@ impl Matcher {
 }
 
 pub async fn run(matcher: Matcher, cancel: CancellationToken) -> anyhow::Result<()> {
-    let consumer = matcher.bus.consumer(m::MATCHER_CONSUMER).await?;
     info!("matcher started");
+    let (bus, metrics) = (matcher.bus.clone(), matcher.metrics.clone());
     crate::bus::consume(
-        consumer,
+        &bus,
+        m::MATCHER_CONSUMER,
+        &metrics,
         &cancel,
-        Duration::from_secs(5),
-        |item: Embedded| async { matcher.handle(item).await.map(|_| ()) },
+        |item: Embedded| async {
+            match matcher.handle(item).await {
+                Ok(_) => Handled::Done,
+                Err(e) => Handled::retry(e),
+            }
+        },
     )
     .await?;
     info!("matcher stopped");

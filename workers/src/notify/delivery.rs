@@ -1,5 +1,6 @@
-//! Sending one notice: email through lettre, Slack through an incoming webhook, retried
-//! with exponential backoff (honouring `Retry-After`) on transient failures.
+//! Sending one notice, once: email through lettre (one pooled SMTP connection set per
+//! server), Slack through an incoming webhook. Retries are the consumer's redeliveries
+//! (see `notify::role`), never a loop here, so a handler holds its claim for one attempt.
 
 use std::time::Duration;
 
@@ -9,6 +10,13 @@ use lettre::message::MultiPart;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::render;
+
+/// The longest one send may take by default: the notifier's claim outlives it.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a send may be allowed: its claim (the timeout and a margin) must lapse
+/// before the consumer's ack wait redelivers the match of a notifier that died.
+pub const MAX_SEND_TIMEOUT: Duration =
+    Duration::from_secs(jobmatch_core::messages::NOTIFIER_CONSUMER.ack_wait_secs - 20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -42,7 +50,7 @@ impl DeliveryError {
     }
 
     /// Whether trying again may succeed.
-    fn retryable(&self) -> bool {
+    pub fn retryable(&self) -> bool {
         match self {
             DeliveryError::Email { permanent, .. } => !permanent,
             DeliveryError::SlackTransport(_) => true,
@@ -50,46 +58,51 @@ impl DeliveryError {
             DeliveryError::SlackStatus { status, .. } => *status == 429 || *status >= 500,
         }
     }
-}
 
-/// How hard to try before giving a notice up to the dead-letter stream.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            first_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
+    /// How long the far end asked us to wait (Slack's `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::SlackStatus { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
+
+/// The notice's `Message-ID`: derived from its notice key, so a repeat after a crash
+/// carries the same one and mail clients and providers collapse it.
+pub fn message_id(notice_key: &str, from: &lettre::message::Mailbox) -> String {
+    let domain = from.email.domain();
+    format!("<{}@{domain}>", jobmatch_core::ids::kv_key(notice_key))
+}
+
+/// The header Slack notices carry with the same id.
+pub const NOTICE_ID_HEADER: &str = "X-Jobmatch-Notice-Id";
 
 pub struct Delivery {
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: lettre::message::Mailbox,
     http: reqwest::Client,
-    retry: RetryPolicy,
+    timeout: Duration,
 }
 
 impl Delivery {
     /// `smtp_url` as lettre reads it: `smtp://host:port` (STARTTLS when offered is not
     /// attempted; add `?tls=required`), `smtps://user:pass@host` (implicit TLS).
+    /// `connections` bounds the SMTP connections kept open (one per concurrent send);
+    /// `timeout` bounds one send (at most [`MAX_SEND_TIMEOUT`]).
     pub fn new(
         smtp_url: Option<&str>,
         from: &str,
-        retry: RetryPolicy,
+        connections: u32,
+        timeout: Duration,
     ) -> Result<Self, DeliveryError> {
+        let timeout = timeout.min(MAX_SEND_TIMEOUT);
         crate::tls::install_crypto_provider();
+        let pool = lettre::transport::smtp::PoolConfig::new().max_size(connections.max(1));
         let smtp = smtp_url
             .map(|url| {
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map(|b| b.timeout(Some(Duration::from_secs(30))).build())
+                    .map(|b| b.timeout(Some(timeout)).pool_config(pool.clone()).build())
             })
             .transpose()
             .map_err(|e| DeliveryError::bad_email(format!("SMTP URL: {e}")))?;
@@ -97,7 +110,7 @@ impl Delivery {
             .parse()
             .map_err(|e| DeliveryError::bad_email(format!("sender {from:?}: {e}")))?;
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .user_agent(crate::fetch::http::USER_AGENT)
             .build()
             .map_err(|e| DeliveryError::SlackTransport(e.to_string()))?;
@@ -105,35 +118,20 @@ impl Delivery {
             smtp,
             from,
             http,
-            retry,
+            timeout,
         })
     }
 
-    /// Sends, retrying transient failures; returns the last error once attempts run out.
+    /// The longest one send takes.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// One attempt at sending.
     pub async fn send(&self, channel: &Channel, found: &MatchFound) -> Result<(), DeliveryError> {
-        let mut backoff = self.retry.first_backoff;
-        let mut attempt = 1;
-        loop {
-            let result = match channel {
-                Channel::Email { to } => self.email(to, found).await,
-                Channel::Slack { webhook_url } => self.slack(webhook_url, found).await,
-            };
-            let error = match result {
-                Ok(()) => return Ok(()),
-                Err(e) if !e.retryable() || attempt >= self.retry.attempts => return Err(e),
-                Err(e) => e,
-            };
-            let wait = match &error {
-                DeliveryError::SlackStatus {
-                    retry_after: Some(after),
-                    ..
-                } => (*after).max(backoff),
-                _ => backoff,
-            };
-            tracing::warn!(subscription = %found.subscription, attempt, error = %error, wait_ms = wait.as_millis() as u64, "notice failed; retrying");
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(self.retry.max_backoff);
-            attempt += 1;
+        match channel {
+            Channel::Email { to } => self.email(to, found).await,
+            Channel::Slack { webhook_url } => self.slack(webhook_url, found).await,
         }
     }
 
@@ -146,6 +144,7 @@ impl Delivery {
             .from(self.from.clone())
             .to(to)
             .subject(render::subject(found))
+            .message_id(Some(message_id(&found.notice_key(), &self.from)))
             .raw_header(
                 lettre::message::header::HeaderValue::dangerous_new_pre_encoded(
                     lettre::message::header::HeaderName::new_from_ascii_str("X-Jobmatch-Notice"),
@@ -169,6 +168,10 @@ impl Delivery {
         let response = self
             .http
             .post(url)
+            .header(
+                NOTICE_ID_HEADER,
+                jobmatch_core::ids::kv_key(&found.notice_key()),
+            )
             .json(&render::slack(found))
             .send()
             .await
@@ -187,5 +190,35 @@ impl Delivery {
             status: status.as_u16(),
             retry_after,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_follow_the_notice_key() {
+        let from: lettre::message::Mailbox = "jobmatch <jm@example.org>".parse().unwrap();
+        let a = message_id("ada.0123", &from);
+        assert_eq!(a, message_id("ada.0123", &from));
+        assert_ne!(a, message_id("ada.4567", &from));
+        assert!(a.starts_with('<') && a.ends_with("@example.org>"), "{a}");
+    }
+
+    #[test]
+    fn slack_rate_limits_are_retried_and_client_errors_are_not() {
+        let status = |status, retry_after| DeliveryError::SlackStatus {
+            status,
+            retry_after,
+        };
+        assert!(status(429, Some(Duration::from_secs(3))).retryable());
+        assert_eq!(
+            status(429, Some(Duration::from_secs(3))).retry_after(),
+            Some(Duration::from_secs(3))
+        );
+        assert!(status(503, None).retryable());
+        assert!(!status(400, None).retryable());
+        assert!(!DeliveryError::NoSmtp.retryable());
     }
 }
