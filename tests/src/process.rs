@@ -64,6 +64,11 @@ impl Proc {
         let _ = self.try_exit();
     }
 
+    /// SIGKILL, as a crash or the OOM killer would, and reap it.
+    pub async fn kill9(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
@@ -81,8 +86,10 @@ async fn port_open(host: &str, port: u16) -> bool {
 /// A real nats-server with JetStream, on a random port, storing in a temp dir.
 pub struct Nats {
     pub url: String,
-    _proc: Proc,
-    _dir: tempfile::TempDir,
+    host: String,
+    port: u16,
+    proc: Proc,
+    dir: tempfile::TempDir,
 }
 
 impl Nats {
@@ -90,29 +97,51 @@ impl Nats {
         Self::start_on("127.0.0.1").await
     }
 
-    /// Listening on `host` (an address of this machine).
-    pub async fn start_on(host: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let proc = Proc::spawn(
+    fn spawn(host: &str, port: u16, dir: &Path) -> Proc {
+        Proc::spawn(
             "nats-server",
             Command::new(env_path("JOBMATCH_NATS_SERVER"))
                 .args(["-a", host, "-p", &port.to_string(), "-js", "-sd"])
-                .arg(dir.path())
+                .arg(dir)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
-        );
+        )
+    }
+
+    async fn wait_listening(host: &str, port: u16) {
         wait_for(
             "nats-server to listen",
             Duration::from_secs(20),
             || async move { port_open(host, port).await.then_some(()) },
         )
         .await;
+    }
+
+    /// Listening on `host` (an address of this machine).
+    pub async fn start_on(host: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let proc = Self::spawn(host, port, dir.path());
+        Self::wait_listening(host, port).await;
         Self {
             url: format!("nats://{host}:{port}"),
-            _proc: proc,
-            _dir: dir,
+            host: host.to_owned(),
+            port,
+            proc,
+            dir,
         }
+    }
+
+    /// Stops the server (SIGTERM: JetStream flushes to disk) and starts it again on the
+    /// same port and store, as an operator's restart would.
+    pub async fn restart(&mut self) {
+        let old = std::mem::replace(
+            &mut self.proc,
+            Proc::spawn("sleep", Command::new("sleep").arg("0")),
+        );
+        let _ = old.stop().await;
+        self.proc = Self::spawn(&self.host, self.port, self.dir.path());
+        Self::wait_listening(&self.host, self.port).await;
     }
 }
 
@@ -121,7 +150,7 @@ pub struct Smtp {
     pub url: String,
     pub maildir: PathBuf,
     _proc: Proc,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Smtp {
@@ -131,26 +160,54 @@ impl Smtp {
 
     /// Listening on `host` (an address of this machine).
     pub async fn start_on(host: &str) -> Self {
+        Self::start_with(host, "aiosmtpd.handlers.Mailbox", &[]).await
+    }
+
+    /// A server that fails a seeded share of deliveries (`tests/fixtures/smtp`): 550 for
+    /// recipients containing `bounce`, and 451, 421 or a dropped connection for the given
+    /// shares of the rest. Each fault is a line in [`Smtp::faults`].
+    pub async fn start_faulty(seed: u64, share_451: f64, share_421: f64, share_drop: f64) -> Self {
+        let env = [
+            ("SMTP_FAULTS_SEED", seed.to_string()),
+            ("SMTP_FAULTS_451", share_451.to_string()),
+            ("SMTP_FAULTS_421", share_421.to_string()),
+            ("SMTP_FAULTS_DROP", share_drop.to_string()),
+        ];
+        Self::start_with("127.0.0.1", "faulty_smtpd.FaultyMailbox", &env).await
+    }
+
+    /// The faults injected so far, one name each (`550`, `451`, `421`, `drop`).
+    pub fn faults(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("faults.log"))
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    async fn start_with(host: &str, handler: &str, env: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         // aiosmtpd's Mailbox handler creates the maildir itself; it must not exist yet.
         let maildir = dir.path().join("mail");
         let port = free_port();
-        let proc = Proc::spawn(
-            "aiosmtpd",
-            Command::new(env_path("JOBMATCH_SMTPD_PYTHON"))
-                .args([
-                    "-m",
-                    "aiosmtpd",
-                    "-n",
-                    "-l",
-                    &format!("{host}:{port}"),
-                    "-c",
-                    "aiosmtpd.handlers.Mailbox",
-                ])
-                .arg(&maildir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
+        let mut command = Command::new(env_path("JOBMATCH_SMTPD_PYTHON"));
+        command
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("{host}:{port}"),
+                "-c",
+                handler,
+            ])
+            .arg(&maildir)
+            .env("PYTHONPATH", repo_root().join("tests/fixtures/smtp"))
+            .env("SMTP_FAULTS_LOG", dir.path().join("faults.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let proc = Proc::spawn("aiosmtpd", &mut command);
         wait_for(
             "aiosmtpd to listen",
             Duration::from_secs(20),
@@ -161,7 +218,7 @@ impl Smtp {
             url: format!("smtp://{host}:{port}"),
             maildir,
             _proc: proc,
-            _dir: dir,
+            dir,
         }
     }
 }
