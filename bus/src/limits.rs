@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | JOBS (≈3 KB a posting version) | 30 d, 4 GiB | 30–60 MB | 3–4 GB |
 //! | VECTORS (≈7 KB: posting + vector) | 30 d, 8 GiB | 70 MB | 7–8 GB |
-//! | MATCHES (≈3.5 KB a match) | 14 d, 1 GiB | depends on subscriptions | |
+//! | MATCHES (≈3.5 KB a match, until notified) | 14 d, 1 GiB | what waits | |
 //! | DEAD_LETTERS | 30 d, 1 GiB | | |
 //! | notice keys (≈150 B each) | 400 d, 2 GiB | | |
 //! | dedup memory (≈300 B a posting) | 2 GiB | 3 MB | 300 MB |

@@ -374,7 +374,10 @@ impl MatchFound {
 /// deadline was left by a notifier that died mid-send, and the next delivery of the match
 /// takes it over and sends. So a crash can at worst repeat a notice (when it fell after
 /// the server accepted it and before `sent` was written), never lose one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A sent notice keeps a summary of its match: once notified, a match leaves the MATCHES
+/// stream, and this record is what `jobmatch report` lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum NoticeState {
     #[serde(rename_all = "camelCase")]
@@ -384,7 +387,39 @@ pub enum NoticeState {
         until_ms: i64,
     },
     #[serde(rename_all = "camelCase")]
-    Sent { at: String },
+    Sent {
+        at: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<NoticeSummary>,
+    },
+}
+
+/// What a sent notice told its subscriber, in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeSummary {
+    pub subscription: String,
+    pub title: String,
+    pub company: String,
+    pub locations: Vec<String>,
+    pub url: String,
+    pub score: f32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched_terms: Vec<String>,
+}
+
+impl NoticeSummary {
+    pub fn of(found: &MatchFound) -> Self {
+        Self {
+            subscription: found.subscription.clone(),
+            title: found.posting.title.clone(),
+            company: found.posting.company.clone(),
+            locations: found.posting.locations.clone(),
+            url: found.posting.url.clone(),
+            score: found.explanation.score,
+            matched_terms: found.explanation.matched_terms.clone(),
+        }
+    }
 }
 
 impl NoticeState {
@@ -392,7 +427,10 @@ impl NoticeState {
     /// long expired and a sent notice.
     pub fn decode(raw: &[u8]) -> Option<Self> {
         match raw {
-            b"sent" => Some(NoticeState::Sent { at: String::new() }),
+            b"sent" => Some(NoticeState::Sent {
+                at: String::new(),
+                summary: None,
+            }),
             b"sending" => Some(NoticeState::Sending {
                 owner: String::new(),
                 until_ms: 0,
@@ -437,8 +475,17 @@ mod tests {
         assert_eq!(NoticeState::decode(&claim.encode()), Some(claim));
         let sent = NoticeState::Sent {
             at: "2026-12-02T10:00:00Z".into(),
+            summary: Some(NoticeSummary {
+                subscription: "ada".into(),
+                title: "Backend Engineer".into(),
+                company: "Acme".into(),
+                locations: vec!["Berlin".into()],
+                url: "https://example.org/1".into(),
+                score: 0.61,
+                matched_terms: vec!["rust".into()],
+            }),
         };
-        assert!(NoticeState::decode(&sent.encode()).unwrap().is_sent());
+        assert_eq!(NoticeState::decode(&sent.encode()).as_ref(), Some(&sent));
         assert!(NoticeState::decode(b"sent").unwrap().is_sent());
         assert_eq!(
             NoticeState::decode(b"sending"),

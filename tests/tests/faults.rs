@@ -526,6 +526,15 @@ async fn no_notice_lost_none_unexpected_through_kills_restarts_and_faulty_server
         println!("{stream:<22} {:>10} bytes of {limit}", info.state.bytes);
     }
 
+    // Notified (or dead-lettered) matches leave MATCHES.
+    wait_for("MATCHES emptied", Duration::from_secs(60), || {
+        let js = js.clone();
+        async move {
+            let mut stream = js.get_stream(m::MATCHES_STREAM).await.ok()?;
+            (stream.info().await.ok()?.state.messages == 0).then_some(())
+        }
+    })
+    .await;
     let (kills, exits): (usize, usize) = fleet
         .iter()
         .fold((0, 0), |(k, e), r| (k + r.kills, e + r.exits));

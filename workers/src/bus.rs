@@ -273,6 +273,14 @@ pub fn deliveries(message: &jetstream::Message) -> u64 {
         .unwrap_or(1)
 }
 
+/// What became of a settled message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Done,
+    Redelivering,
+    DeadLettered,
+}
+
 /// Acknowledges, redelivers later or dead-letters `message` as `handled` says. A dead
 /// letter is written before the message is terminated, so a crash in between leaves at
 /// worst a second dead letter, never none.
@@ -282,18 +290,21 @@ pub async fn settle(
     metrics: &crate::metrics::Metrics,
     message: &jetstream::Message,
     handled: Handled,
-) -> Result<(), async_nats::Error> {
+) -> Result<Settled, async_nats::Error> {
     use jetstream::AckKind;
     let delivered = deliveries(message);
     let reason = match handled {
-        Handled::Done => return message.ack().await,
+        Handled::Done => return message.ack().await.map(|()| Settled::Done),
         Handled::Retry { reason, after } if delivered < u64::from(spec.attempts) => {
             let backoff = jobmatch_bus::layout::retry_delay(spec, delivered);
             let cap = Duration::from_secs(spec.retry_max_secs);
             let wait = after.map_or(backoff, |after| after.min(cap).max(backoff));
             metrics.retries(spec.name).inc();
             tracing::warn!(stage = spec.name, subject = %message.subject, delivered, wait_ms = wait.as_millis() as u64, error = %reason, "failed; will be redelivered");
-            return message.ack_with(AckKind::Nak(Some(wait))).await;
+            return message
+                .ack_with(AckKind::Nak(Some(wait)))
+                .await
+                .map(|()| Settled::Redelivering);
         }
         Handled::Retry { reason, .. } => {
             format!("{reason} (gave up after {delivered} deliveries)")
@@ -311,7 +322,10 @@ pub async fn settle(
     )
     .await?;
     metrics.dead_letters(spec.name).inc();
-    message.ack_with(AckKind::Term).await
+    message
+        .ack_with(AckKind::Term)
+        .await
+        .map(|()| Settled::DeadLettered)
 }
 
 /// Reads a durable consumer until `cancel` fires, one message at a time: decodes it as

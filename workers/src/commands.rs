@@ -169,7 +169,13 @@ async fn progress(bus: &Bus) -> anyhow::Result<Progress> {
     ]) {
         let consumer = spec.name;
         let mut s = bus.js.get_stream(spec.stream).await?;
-        *count = s.info().await?.state.messages;
+        let state = s.info().await?.state.clone();
+        // Notified matches leave MATCHES: count what was ever published there.
+        *count = if spec.stream == m::MATCHES_STREAM {
+            state.last_sequence
+        } else {
+            state.messages
+        };
         // Absent until its role first starts.
         if let Ok(consumer) = s
             .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
@@ -187,18 +193,23 @@ async fn progress(bus: &Bus) -> anyhow::Result<Progress> {
         notices: 0,
         waiting,
     };
+    p.notices = sent_notices(bus).await?.len() as u64;
+    Ok(p)
+}
+
+/// Every sent notice, with the summary of its match where it has one.
+async fn sent_notices(bus: &Bus) -> anyhow::Result<Vec<Option<m::NoticeSummary>>> {
+    let mut sent = Vec::new();
     let mut keys = bus.notices.keys().await?;
     while let Some(key) = keys.next().await {
         let value = bus.notices.get(key?).await?;
-        if value
-            .as_deref()
-            .and_then(m::NoticeState::decode)
-            .is_some_and(|state| state.is_sent())
+        if let Some(m::NoticeState::Sent { summary, .. }) =
+            value.as_deref().and_then(m::NoticeState::decode)
         {
-            p.notices += 1;
+            sent.push(summary);
         }
     }
-    Ok(p)
+    Ok(sent)
 }
 
 pub async fn report(c: &Connections, wait_idle: bool, timeout: Duration) -> anyhow::Result<()> {
@@ -238,31 +249,52 @@ pub async fn report(c: &Connections, wait_idle: bool, timeout: Duration) -> anyh
     println!("postings published: {}", p.postings);
     println!("vectors: {}", p.vectors);
     println!("notices sent: {}", p.notices);
-    println!("matches:");
+    println!("matches notified:");
+    let mut notified: Vec<m::NoticeSummary> =
+        sent_notices(&bus).await?.into_iter().flatten().collect();
+    notified.sort_by(|a, b| {
+        (&a.subscription, b.score)
+            .partial_cmp(&(&b.subscription, a.score))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    for n in &notified {
+        let terms = if n.matched_terms.is_empty() {
+            String::new()
+        } else {
+            format!(" · matched {}", n.matched_terms.join(", "))
+        };
+        println!(
+            "  {:<12} {:.2}  {} at {} ({}){terms}",
+            n.subscription,
+            n.score,
+            n.title,
+            n.company,
+            n.locations.join("; ")
+        );
+    }
+    // Matches not notified yet (waiting, or retried) are still in MATCHES.
     let stream = bus.js.get_stream(m::MATCHES_STREAM).await?;
     let count = stream.get_info().await?.state.messages;
     if count > 0 {
+        println!("matches waiting to be notified:");
         let consumer = stream
             .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
             .await?;
         let mut messages = consumer.messages().await?.take(count as usize);
         let mut seen = std::collections::BTreeSet::new();
-        while let Some(message) = messages.next().await {
-            let found: MatchFound = serde_json::from_slice(&message?.payload)?;
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_secs(2), messages.next()).await
+        {
+            let Ok(found) = serde_json::from_slice::<MatchFound>(&message?.payload) else {
+                continue;
+            };
             if seen.insert(found.notice_key()) {
-                let e = &found.explanation;
-                let terms = if e.matched_terms.is_empty() {
-                    String::new()
-                } else {
-                    format!(" · matched {}", e.matched_terms.join(", "))
-                };
                 println!(
-                    "  {:<12} {:.2}  {} at {} ({}){terms}",
+                    "  {:<12} {:.2}  {} at {}",
                     found.subscription,
-                    e.score,
+                    found.explanation.score,
                     found.posting.title,
-                    found.posting.company,
-                    found.posting.locations.join("; ")
+                    found.posting.company
                 );
             }
         }

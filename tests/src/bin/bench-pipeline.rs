@@ -136,7 +136,11 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!();
-    let matches = messages(&js, m::MATCHES_STREAM).await;
+    // Notified matches leave MATCHES: its last sequence counts every one published.
+    let matches = match js.get_stream(m::MATCHES_STREAM).await {
+        Ok(mut s) => s.info().await.map(|i| i.state.last_sequence).unwrap_or(0),
+        Err(_) => 0,
+    };
     proc.stop().await;
     let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
     let first = secs(first_posting);

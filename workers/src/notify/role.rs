@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::Delivery;
-use crate::bus::{Bus, Handled};
+use crate::bus::{Bus, Handled, Settled};
 use crate::metrics::Metrics;
 
 /// How much longer than one send's timeout a claim is held before another notifier may
@@ -162,9 +162,10 @@ impl Notifier {
         }
     }
 
-    async fn mark_sent(&self, key: &str) -> Result<(), async_nats::Error> {
+    async fn mark_sent(&self, key: &str, found: &MatchFound) -> Result<(), async_nats::Error> {
         let sent = NoticeState::Sent {
             at: jobmatch_core::rfc3339_now(),
+            summary: Some(m::NoticeSummary::of(found)),
         };
         self.bus.notices.put(key, sent.encode().into()).await?;
         Ok(())
@@ -214,7 +215,7 @@ impl Notifier {
         match self.delivery.send(&subscription.channel, found).await {
             Ok(()) => {
                 // The one round trip between the server's acceptance and `sent`.
-                self.mark_sent(&key).await?;
+                self.mark_sent(&key, found).await?;
                 self.metrics.notices_sent(channel).inc();
                 self.bus.reports.notice_sent(&found.subscription);
                 info!(subscription = %found.subscription, posting = %found.posting.id, channel, "notice sent");
@@ -304,6 +305,11 @@ async fn lane(
     mut queue: mpsc::Receiver<jetstream::Message>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let matches = notifier
+        .bus
+        .js
+        .get_stream_no_info(m::MATCHES_STREAM)
+        .await?;
     while let Some(message) = queue.recv().await {
         if cancel.is_cancelled() {
             let _ = message.ack_with(AckKind::Nak(None)).await;
@@ -320,7 +326,7 @@ async fn lane(
             },
         };
         // Unsettled (NATS away), the match comes back after the ack wait.
-        if let Err(e) = crate::bus::settle(
+        match crate::bus::settle(
             &notifier.bus,
             &settings.retry,
             &notifier.metrics,
@@ -329,7 +335,17 @@ async fn lane(
         )
         .await
         {
-            warn!(error = %e, "settling a match failed; it will be redelivered");
+            // Notified (or given up): the match leaves MATCHES; the notice key keeps its
+            // summary.
+            Ok(Settled::Done | Settled::DeadLettered) => {
+                if let Ok(info) = message.info()
+                    && let Err(e) = matches.delete_message(info.stream_sequence).await
+                {
+                    debug!(error = %e, "removing a notified match failed; it ages out");
+                }
+            }
+            Ok(Settled::Redelivering) => {}
+            Err(e) => warn!(error = %e, "settling a match failed; it will be redelivered"),
         }
     }
     Ok(())
@@ -415,7 +431,10 @@ mod tests {
             owner: owner.into(),
             until_ms,
         };
-        let sent = NoticeState::Sent { at: String::new() };
+        let sent = NoticeState::Sent {
+            at: String::new(),
+            summary: None,
+        };
         assert_eq!(view(Some(&sent), "me", 100), ClaimView::Sent);
         assert_eq!(
             view(Some(&claim("other", 200)), "me", 100),
