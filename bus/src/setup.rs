@@ -65,10 +65,7 @@ pub async fn ensure(
         })?;
     }
     for spec in m::CONSUMERS {
-        match mode {
-            Mode::Apply => drop(durable_consumer(js, &spec, limits).await?),
-            Mode::KeepExisting => drop(existing_consumer(js, &spec, limits).await?),
-        }
+        durable_consumer(js, &spec, limits, mode).await?;
     }
     let mut opened = std::collections::HashMap::new();
     for config in layout::buckets(limits) {
@@ -108,40 +105,27 @@ pub async fn ensure(
     })
 }
 
-/// Creates or updates one durable consumer and returns it.
+/// One durable consumer, created to the layout if missing; with [`Mode::Apply`] also
+/// updated to it.
 pub async fn durable_consumer(
     js: &jetstream::Context,
     spec: &ConsumerSpec,
     limits: &BusLimits,
+    mode: Mode,
 ) -> Result<consumer::Consumer<consumer::pull::Config>, SetupError> {
     let err = |message: String| SetupError::Consumer {
         stream: spec.stream,
         name: spec.name,
         message,
     };
-    js.get_stream_no_info(spec.stream)
+    let stream = js
+        .get_stream_no_info(spec.stream)
         .await
-        .map_err(|e| err(e.to_string()))?
-        .create_consumer(layout::consumer(spec, limits))
-        .await
-        .map_err(|e| err(e.to_string()))
-}
-
-/// The durable consumer as it exists, created to the layout if missing.
-pub async fn existing_consumer(
-    js: &jetstream::Context,
-    spec: &ConsumerSpec,
-    limits: &BusLimits,
-) -> Result<consumer::Consumer<consumer::pull::Config>, SetupError> {
-    let err = |message: String| SetupError::Consumer {
-        stream: spec.stream,
-        name: spec.name,
-        message,
-    };
-    js.get_stream_no_info(spec.stream)
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .get_or_create_consumer(spec.name, layout::consumer(spec, limits))
-        .await
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| err(e.to_string()))?;
+    let config = layout::consumer(spec, limits);
+    match mode {
+        Mode::Apply => stream.create_consumer(config).await,
+        Mode::KeepExisting => stream.get_or_create_consumer(spec.name, config).await,
+    }
+    .map_err(|e| err(e.to_string()))
 }

@@ -134,11 +134,9 @@ impl Bus {
         &self,
         spec: m::ConsumerSpec,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
-        use jobmatch_bus::setup::{durable_consumer, existing_consumer};
-        Ok(match self.mode {
-            Mode::Apply => durable_consumer(&self.js, &spec, &self.limits).await?,
-            Mode::KeepExisting => existing_consumer(&self.js, &spec, &self.limits).await?,
-        })
+        let consumer =
+            jobmatch_bus::setup::durable_consumer(&self.js, &spec, &self.limits, self.mode).await?;
+        Ok(consumer)
     }
 }
 

@@ -34,18 +34,6 @@ fn board(b: usize, per_board: usize) -> String {
     serde_json::json!({"jobs": jobs}).to_string()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 async fn pending(js: &async_nats::jetstream::Context, spec: m::ConsumerSpec) -> Option<u64> {
     let s = js.get_stream(spec.stream).await.ok()?;
     let c = s.get_consumer::<PullConfig>(spec.name).await.ok()?;
@@ -112,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await?);
     let client = reqwest::Client::new();
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
-    let mut peak: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut peak: BTreeMap<&str, f64> = BTreeMap::new();
     let mut deepest = 0f64;
     let mut published = 0;
     let mut last_print = Instant::now();
@@ -121,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         for (role, p) in &procs {
             if let Some(pid) = p.pid() {
                 let e = peak.entry(role).or_default();
-                *e = (*e).max(rss_kib(pid));
+                *e = e.max(jobmatch_e2e::peak_rss_mib(pid));
             }
         }
         if let Some(depth) = queue_depth(&client, &metrics_url).await {
@@ -151,8 +139,8 @@ async fn main() -> anyhow::Result<()> {
         "{n} postings through fetch, embed and match in {secs:.1} s ({:.0} postings/s)",
         n as f64 / secs
     );
-    for (role, kib) in &peak {
-        println!("peak RSS {role:<9} {:>6.0} MiB", *kib as f64 / 1024.0);
+    for (role, mib) in &peak {
+        println!("peak RSS {role:<9} {mib:>6.0} MiB");
     }
     println!("embedder queue: deepest {deepest:.0} texts of a bound of {QUEUE}");
     for (_, p) in procs {

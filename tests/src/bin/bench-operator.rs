@@ -16,19 +16,6 @@ use jobmatch_e2e::process::{Nats, Proc};
 use jobmatch_e2e::{free_port, repo_root};
 use tokio::process::Command;
 
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 /// User plus system CPU seconds a process has used.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -227,7 +214,7 @@ async fn main() {
         "writes in the steady minute, by request: {:?}",
         by_resource(steady_mark)
     );
-    let rss = peak_rss_mib(pid);
+    let rss = jobmatch_e2e::peak_rss_mib(pid);
     println!(
         "operator bench: {sources} JobSources, {subscriptions} MatchSubscriptions (kube-apiserver 1.20.2, this machine)"
     );
