@@ -289,10 +289,76 @@ pub async fn settle(
     message: &jetstream::Message,
     handled: Handled,
 ) -> Result<Settled, async_nats::Error> {
+    settle_with(bus, spec, metrics, message, handled, None).await
+}
+
+/// [`settle`], and a message settled for good (done or dead-lettered) is also removed
+/// from `stream`. The removal comes before the acknowledgement, so a crash or a lost
+/// connection in between leaves the message to be redelivered and removed then, never
+/// acknowledged and left behind; the server takes a removed message as acknowledged.
+pub async fn settle_removing(
+    bus: &Bus,
+    spec: &m::ConsumerSpec,
+    metrics: &crate::metrics::Metrics,
+    message: &jetstream::Message,
+    handled: Handled,
+    stream: &str,
+) -> Result<Settled, async_nats::Error> {
+    settle_with(bus, spec, metrics, message, handled, Some(stream)).await
+}
+
+/// Deletes `message` from `stream` without overwriting its bytes on disk (the client's
+/// `delete_message` asks for a secure erase, which made each delete rewrite its block and
+/// halved the notifier's rate); one already gone counts as deleted.
+async fn remove(
+    bus: &Bus,
+    stream: &str,
+    message: &jetstream::Message,
+) -> Result<(), async_nats::Error> {
+    use jetstream::ErrorCode;
+    use jetstream::response::Response;
+    #[derive(serde::Deserialize)]
+    struct Deleted {}
+    let request = serde_json::json!({
+        "seq": message.info()?.stream_sequence,
+        "no_erase": true,
+    });
+    let response: Response<Deleted> = bus
+        .js
+        .request(format!("STREAM.MSG.DELETE.{stream}"), &request)
+        .await?;
+    match response {
+        Response::Ok(Deleted {}) => Ok(()),
+        Response::Err { error }
+            if [
+                ErrorCode::NO_MESSAGE_FOUND,
+                ErrorCode::STREAM_MESSAGE_DELETE_FAILED,
+            ]
+            .contains(&error.error_code()) =>
+        {
+            Ok(())
+        }
+        Response::Err { error } => Err(error.into()),
+    }
+}
+
+async fn settle_with(
+    bus: &Bus,
+    spec: &m::ConsumerSpec,
+    metrics: &crate::metrics::Metrics,
+    message: &jetstream::Message,
+    handled: Handled,
+    removing_from: Option<&str>,
+) -> Result<Settled, async_nats::Error> {
     use jetstream::AckKind;
     let delivered = deliveries(message);
     let reason = match handled {
-        Handled::Done => return message.ack().await.map(|()| Settled::Done),
+        Handled::Done => {
+            if let Some(stream) = removing_from {
+                remove(bus, stream, message).await?;
+            }
+            return message.ack().await.map(|()| Settled::Done);
+        }
         Handled::Retry { reason, after } if delivered < u64::from(spec.attempts) => {
             let backoff = jobmatch_bus::layout::retry_delay(spec, delivered);
             let cap = Duration::from_secs(spec.retry_max_secs);
@@ -320,6 +386,9 @@ pub async fn settle(
     )
     .await?;
     metrics.dead_letters(spec.name).inc();
+    if let Some(stream) = removing_from {
+        remove(bus, stream, message).await?;
+    }
     message
         .ack_with(AckKind::Term)
         .await

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::Delivery;
-use crate::bus::{Bus, Handled, Settled};
+use crate::bus::{Bus, Handled};
 use crate::metrics::Metrics;
 
 /// How much longer than one send's timeout a claim is held before another notifier may
@@ -305,11 +305,6 @@ async fn lane(
     mut queue: mpsc::Receiver<jetstream::Message>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let matches = notifier
-        .bus
-        .js
-        .get_stream_no_info(m::MATCHES_STREAM)
-        .await?;
     while let Some(message) = queue.recv().await {
         if cancel.is_cancelled() {
             let _ = message.ack_with(AckKind::Nak(None)).await;
@@ -325,27 +320,19 @@ async fn lane(
                 reason: format!("undecodable: {e}"),
             },
         };
-        // Unsettled (NATS away), the match comes back after the ack wait.
-        match crate::bus::settle(
+        // Notified (or given up), the match leaves MATCHES; the notice key keeps its
+        // summary. Unsettled (NATS away), the match comes back after the ack wait.
+        if let Err(e) = crate::bus::settle_removing(
             &notifier.bus,
             &settings.retry,
             &notifier.metrics,
             &message,
             handled,
+            m::MATCHES_STREAM,
         )
         .await
         {
-            // Notified (or given up): the match leaves MATCHES; the notice key keeps its
-            // summary.
-            Ok(Settled::Done | Settled::DeadLettered) => {
-                if let Ok(info) = message.info()
-                    && let Err(e) = matches.delete_message(info.stream_sequence).await
-                {
-                    debug!(error = %e, "removing a notified match failed; it ages out");
-                }
-            }
-            Ok(Settled::Redelivering) => {}
-            Err(e) => warn!(error = %e, "settling a match failed; it will be redelivered"),
+            warn!(error = %e, "settling a match failed; it will be redelivered");
         }
     }
     Ok(())
@@ -417,6 +404,7 @@ pub async fn run(
             warn!(error = %e, "notifier lane failed while stopping");
         }
     }
+    notifier.delivery.close().await;
     info!("notifier stopped");
     result
 }
