@@ -160,7 +160,15 @@ impl Smtp {
 
     /// Listening on `host` (an address of this machine).
     pub async fn start_on(host: &str) -> Self {
-        Self::start_with(host, "aiosmtpd.handlers.Mailbox", &[]).await
+        Self::start_with(host, "aiosmtpd.handlers.Mailbox", &[], None).await
+    }
+
+    /// With its maildir in memory (`/dev/shm`, where there is one): Python's `mailbox`
+    /// fsyncs every mail it stores, which on a disk caps the server, not the client.
+    pub async fn start_in_memory() -> Self {
+        let shm = Path::new("/dev/shm");
+        let root = shm.is_dir().then_some(shm);
+        Self::start_with("127.0.0.1", "aiosmtpd.handlers.Mailbox", &[], root).await
     }
 
     /// A server that fails a seeded share of deliveries (`tests/fixtures/smtp`): 550 for
@@ -173,7 +181,7 @@ impl Smtp {
             ("SMTP_FAULTS_421", share_421.to_string()),
             ("SMTP_FAULTS_DROP", share_drop.to_string()),
         ];
-        Self::start_with("127.0.0.1", "faulty_smtpd.FaultyMailbox", &env).await
+        Self::start_with("127.0.0.1", "faulty_smtpd.FaultyMailbox", &env, None).await
     }
 
     /// The faults injected so far, one name each (`550`, `451`, `421`, `drop`).
@@ -183,8 +191,17 @@ impl Smtp {
             .unwrap_or_default()
     }
 
-    async fn start_with(host: &str, handler: &str, env: &[(&str, String)]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+    async fn start_with(
+        host: &str,
+        handler: &str,
+        env: &[(&str, String)],
+        root: Option<&Path>,
+    ) -> Self {
+        let dir = match root {
+            Some(root) => tempfile::tempdir_in(root),
+            None => tempfile::tempdir(),
+        }
+        .expect("temp dir");
         // aiosmtpd's Mailbox handler creates the maildir itself; it must not exist yet.
         let maildir = dir.path().join("mail");
         let port = free_port();

@@ -1,15 +1,16 @@
-//! Sending one notice, once: email through lettre (one pooled SMTP connection set per
-//! server), Slack through an incoming webhook. Retries are the consumer's redeliveries
+//! Sending one notice, once: email through a pool of SMTP connections to the server
+//! ([`super::smtp`], lettre's SMTP client), Slack through an incoming webhook. Retries are the consumer's redeliveries
 //! (see `notify::role`), never a loop here, so a handler holds its claim for one attempt.
 
 use std::time::Duration;
 
 use jobmatch_core::Channel;
 use jobmatch_core::messages::MatchFound;
+use lettre::Message;
 use lettre::message::MultiPart;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::render;
+use super::smtp::{SmtpPool, SmtpServer};
 
 /// The longest one send may take by default: the notifier's claim outlives it.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,17 +80,18 @@ pub fn message_id(notice_key: &str, from: &lettre::message::Mailbox) -> String {
 pub const NOTICE_ID_HEADER: &str = "X-Jobmatch-Notice-Id";
 
 pub struct Delivery {
-    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    smtp: Option<SmtpPool>,
     from: lettre::message::Mailbox,
     http: reqwest::Client,
     timeout: Duration,
 }
 
 impl Delivery {
-    /// `smtp_url` as lettre reads it: `smtp://host:port` (STARTTLS when offered is not
-    /// attempted; add `?tls=required`), `smtps://user:pass@host` (implicit TLS).
-    /// `connections` bounds the SMTP connections kept open (one per concurrent send);
-    /// `timeout` bounds one send (at most [`MAX_SEND_TIMEOUT`]).
+    /// `smtp_url` as lettre reads it (see [`SmtpServer::from_url`]): `smtp://host:port`
+    /// (STARTTLS when offered is not attempted; add `?tls=required`),
+    /// `smtps://user:pass@host` (implicit TLS). `connections` bounds the SMTP connections
+    /// kept open (one per concurrent send); `timeout` bounds one send, connecting
+    /// included (at most [`MAX_SEND_TIMEOUT`]).
     pub fn new(
         smtp_url: Option<&str>,
         from: &str,
@@ -98,14 +100,10 @@ impl Delivery {
     ) -> Result<Self, DeliveryError> {
         let timeout = timeout.min(MAX_SEND_TIMEOUT);
         crate::tls::install_crypto_provider();
-        let pool = lettre::transport::smtp::PoolConfig::new().max_size(connections.max(1));
         let smtp = smtp_url
-            .map(|url| {
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map(|b| b.timeout(Some(timeout)).pool_config(pool.clone()).build())
-            })
+            .map(|url| SmtpPool::new(SmtpServer::from_url(url)?, connections as usize))
             .transpose()
-            .map_err(|e| DeliveryError::bad_email(format!("SMTP URL: {e}")))?;
+            .map_err(|e| DeliveryError::bad_email(e.to_string()))?;
         let from = from
             .parse()
             .map_err(|e| DeliveryError::bad_email(format!("sender {from:?}: {e}")))?;
@@ -157,11 +155,19 @@ impl Delivery {
                 render::html(found),
             ))
             .map_err(|e| DeliveryError::bad_email(e.to_string()))?;
-        smtp.send(message).await.map_err(|e| DeliveryError::Email {
-            permanent: e.is_permanent(),
-            message: e.to_string(),
-        })?;
-        Ok(())
+        smtp.send(message.envelope(), &message.formatted(), self.timeout)
+            .await
+            .map_err(|e| DeliveryError::Email {
+                permanent: e.is_permanent(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Closes the SMTP connections politely (QUIT).
+    pub async fn close(&self) {
+        if let Some(smtp) = &self.smtp {
+            smtp.close().await;
+        }
     }
 
     async fn slack(&self, url: &str, found: &MatchFound) -> Result<(), DeliveryError> {

@@ -16,5 +16,6 @@
 pub mod delivery;
 pub mod render;
 pub mod role;
+pub mod smtp;
 
 pub use delivery::{Delivery, DeliveryError};
