@@ -379,6 +379,9 @@ fn pod_inputs(role: Role, settings: &FleetSettings) -> PodInputs {
             // that wants email while the Secret is missing is refused by its reconcile.
             p.secret_env("JOBMATCH_SMTP_URL", &smtp, true);
             p.env("JOBMATCH_SMTP_FROM", settings.smtp_from.as_str());
+            if let Some(secret) = &settings.smtp_ca_secret {
+                p.secret_file("JOBMATCH_SMTP_CA", "smtp-ca", secret);
+            }
         }
         Role::Fetcher => {}
     }
@@ -921,6 +924,20 @@ mod tests {
             smtp.contains("jobmatch-smtp") && smtp.contains("\"optional\":true"),
             "{smtp}"
         );
+        assert!(env_of(&pod(&fleet, Role::Notifier), "JOBMATCH_SMTP_CA").is_none());
+        // A relay with a private CA: its certificates mounted, on the notifier only.
+        let mut s = settings();
+        s.smtp_ca_secret = Some(SecretKey {
+            name: "relay-ca".into(),
+            key: "ca.crt".into(),
+        });
+        let fleet = build(&sources(1), &s, HPA, None);
+        let notifier = pod(&fleet, Role::Notifier);
+        let path = env_of(&notifier, "JOBMATCH_SMTP_CA").expect("CA file");
+        assert!(path.ends_with("/smtp-ca/ca.crt"), "{path}");
+        let volumes = serde_json::to_string(&notifier.volumes).unwrap_or_default();
+        assert!(volumes.contains("\"secretName\":\"relay-ca\""), "{volumes}");
+        assert!(env_of(&pod(&fleet, Role::Fetcher), "JOBMATCH_SMTP_CA").is_none());
     }
 
     #[test]

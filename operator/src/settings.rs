@@ -88,6 +88,10 @@ pub struct FleetSettings {
     /// Sender address of notice emails.
     #[arg(long, env = "JOBMATCH_SMTP_FROM", default_value = "jobmatch@localhost")]
     pub smtp_from: String,
+    /// Secret key (`NAME/KEY`) holding CA certificates (PEM) the SMTP server's TLS
+    /// certificate may chain to, besides the public roots (a relay with a private CA).
+    #[arg(long, env = "JOBMATCH_WORKER_SMTP_CA_SECRET", value_parser = parse_secret_key)]
+    pub smtp_ca_secret: Option<SecretKey>,
     /// Run the embedder on GPU nodes (`nvidia.com/gpu`).
     #[arg(long, env = "JOBMATCH_GPU", default_value_t = false, action = clap::ArgAction::Set)]
     pub gpu: bool,

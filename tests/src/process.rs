@@ -163,6 +163,26 @@ impl Smtp {
         Self::start_with(host, "aiosmtpd.handlers.Mailbox", &[], None).await
     }
 
+    /// Speaking TLS with `cert` and `key` (PEM files): from the first byte (SMTPS), or
+    /// after a STARTTLS it requires before any mail.
+    pub async fn start_tls(cert: &Path, key: &Path, implicit: bool) -> Self {
+        let (cert_flag, key_flag) = if implicit {
+            ("--smtpscert", "--smtpskey")
+        } else {
+            ("--tlscert", "--tlskey")
+        };
+        let args = [
+            cert_flag.into(),
+            cert.display().to_string(),
+            key_flag.into(),
+            key.display().to_string(),
+        ];
+        let mut smtp =
+            Self::start_with_args("127.0.0.1", "aiosmtpd.handlers.Mailbox", &[], None, &args).await;
+        smtp.url = smtp.url.replace("127.0.0.1", "localhost");
+        smtp
+    }
+
     /// With its maildir in memory (`/dev/shm`, where there is one): Python's `mailbox`
     /// fsyncs every mail it stores, which on a disk caps the server, not the client.
     pub async fn start_in_memory() -> Self {
@@ -197,6 +217,16 @@ impl Smtp {
         env: &[(&str, String)],
         root: Option<&Path>,
     ) -> Self {
+        Self::start_with_args(host, handler, env, root, &[]).await
+    }
+
+    async fn start_with_args(
+        host: &str,
+        handler: &str,
+        env: &[(&str, String)],
+        root: Option<&Path>,
+        args: &[String],
+    ) -> Self {
         let dir = match root {
             Some(root) => tempfile::tempdir_in(root),
             None => tempfile::tempdir(),
@@ -207,15 +237,9 @@ impl Smtp {
         let port = free_port();
         let mut command = Command::new(env_path("JOBMATCH_SMTPD_PYTHON"));
         command
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("{host}:{port}"),
-                "-c",
-                handler,
-            ])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("{host}:{port}")])
+            .args(args)
+            .args(["-c", handler])
             .arg(&maildir)
             .env("PYTHONPATH", repo_root().join("tests/fixtures/smtp"))
             .env("SMTP_FAULTS_LOG", dir.path().join("faults.log"))

@@ -92,6 +92,7 @@ fn start(
 ) {
     let delivery = Delivery::new(
         Some(smtp),
+        None,
         "jobmatch <jm@localhost>",
         4,
         Duration::from_secs(5),

@@ -46,6 +46,10 @@ pub struct Connections {
     /// SMTP server for email notices, e.g. `smtp://127.0.0.1:2525` or `smtps://user:pass@host`.
     #[arg(long, env = "JOBMATCH_SMTP_URL", global = true, hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// CA certificates (PEM) the SMTP server's TLS certificate may chain to, besides the
+    /// public roots (a relay with a private CA).
+    #[arg(long, env = "JOBMATCH_SMTP_CA", global = true)]
+    pub smtp_ca: Option<PathBuf>,
     /// Sender of email notices.
     #[arg(
         long,

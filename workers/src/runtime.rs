@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -172,8 +173,18 @@ pub async fn run_roles(
                     );
                 }
                 let settings = c.notifier_settings();
+                let smtp_ca = c
+                    .smtp_ca
+                    .as_deref()
+                    .map(|path| {
+                        std::fs::read(path).with_context(|| {
+                            format!("reading the SMTP CA certificates {}", path.display())
+                        })
+                    })
+                    .transpose()?;
                 let delivery = Delivery::new(
                     c.smtp_url.as_deref(),
+                    smtp_ca.as_deref(),
                     &c.smtp_from,
                     settings.lanes as u32,
                     c.notify_timeout,

@@ -56,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(50_000);
+    jobmatch_workers::tls::install_crypto_provider();
     let per_board = n.div_ceil(BOARDS);
     let nats = Nats::start().await;
     let smtp = Smtp::start().await;

@@ -89,11 +89,13 @@ pub struct Delivery {
 impl Delivery {
     /// `smtp_url` as lettre reads it (see [`SmtpServer::from_url`]): `smtp://host:port`
     /// (STARTTLS when offered is not attempted; add `?tls=required`),
-    /// `smtps://user:pass@host` (implicit TLS). `connections` bounds the SMTP connections
+    /// `smtps://user:pass@host` (implicit TLS); `smtp_ca` adds CA certificates (PEM) to
+    /// the public roots. `connections` bounds the SMTP connections
     /// kept open (one per concurrent send); `timeout` bounds one send, connecting
     /// included (at most [`MAX_SEND_TIMEOUT`]).
     pub fn new(
         smtp_url: Option<&str>,
+        smtp_ca: Option<&[u8]>,
         from: &str,
         connections: u32,
         timeout: Duration,
@@ -101,7 +103,7 @@ impl Delivery {
         let timeout = timeout.min(MAX_SEND_TIMEOUT);
         crate::tls::install_crypto_provider();
         let smtp = smtp_url
-            .map(|url| SmtpPool::new(SmtpServer::from_url(url)?, connections as usize))
+            .map(|url| SmtpPool::new(SmtpServer::from_url(url, smtp_ca)?, connections as usize))
             .transpose()
             .map_err(|e| DeliveryError::bad_email(e.to_string()))?;
         let from = from

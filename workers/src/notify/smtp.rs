@@ -35,6 +35,8 @@ const CHECK_AFTER: Duration = Duration::from_secs(5);
 pub enum SmtpError {
     #[error("SMTP URL: {0}")]
     Url(String),
+    #[error("SMTP CA certificates: {0}")]
+    Ca(String),
     #[error("connecting to {server}: {source}")]
     Connect { server: String, source: io::Error },
     #[error(transparent)]
@@ -49,7 +51,7 @@ impl SmtpError {
     /// Whether sending the same message again can never succeed.
     pub fn is_permanent(&self) -> bool {
         match self {
-            SmtpError::Url(_) => true,
+            SmtpError::Url(_) | SmtpError::Ca(_) => true,
             SmtpError::Smtp(e) => e.is_permanent(),
             SmtpError::Connect { .. } | SmtpError::Pool(_) | SmtpError::TimedOut { .. } => false,
         }
@@ -83,8 +85,9 @@ impl SmtpServer {
     /// Reads the URL forms lettre's `from_url` accepts: `smtp://host[:port]` (25, plain),
     /// `smtp://host?tls=required|opportunistic` (587, STARTTLS), `smtps://host` (465,
     /// implicit TLS); `user:password@` (percent-encoded) for AUTH, and a path as the EHLO
-    /// name.
-    pub fn from_url(url: &str) -> Result<Self, SmtpError> {
+    /// name. `ca_pem` adds CA certificates (PEM) the server's certificate may chain to,
+    /// besides the public roots: a relay with a private CA.
+    pub fn from_url(url: &str, ca_pem: Option<&[u8]>) -> Result<Self, SmtpError> {
         let bad = |why: String| SmtpError::Url(why);
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
         let host = parsed
@@ -98,8 +101,19 @@ impl SmtpServer {
             .query_pairs()
             .find(|(k, _)| k == "tls")
             .map(|(_, v)| v.into_owned());
-        let parameters =
-            || TlsParameters::new(host.clone()).map_err(|e| bad(format!("TLS for {host}: {e}")));
+        let roots = ca_pem
+            .map(lettre::transport::smtp::client::Certificate::from_pem)
+            .transpose()
+            .map_err(|e| SmtpError::Ca(e.to_string()))?;
+        let parameters = || {
+            let mut builder = TlsParameters::builder(host.clone());
+            if let Some(roots) = &roots {
+                builder = builder.add_root_certificate(roots.clone());
+            }
+            builder
+                .build()
+                .map_err(|e| bad(format!("TLS for {host}: {e}")))
+        };
         let (security, default_port) = match (parsed.scheme(), tls.as_deref()) {
             ("smtp", None) => (Security::None, 25),
             ("smtp", Some("required")) => (Security::Required(parameters()?), 587),
@@ -336,7 +350,7 @@ mod tests {
 
     fn server(url: &str) -> SmtpServer {
         crate::tls::install_crypto_provider();
-        SmtpServer::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"))
+        SmtpServer::from_url(url, None).unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
     #[test]
@@ -374,16 +388,25 @@ mod tests {
             ("not a url", "relative URL"),
             ("smtp://", "host"),
         ] {
-            let error = SmtpServer::from_url(url).err().map(|e| e.to_string());
+            let error = SmtpServer::from_url(url, None).err().map(|e| e.to_string());
             assert!(
                 error.as_deref().is_some_and(|e| e.contains(says)),
                 "{url}: {error:?}"
             );
             assert!(
-                SmtpServer::from_url(url)
+                SmtpServer::from_url(url, None)
                     .err()
                     .is_some_and(|e| e.is_permanent())
             );
         }
+        crate::tls::install_crypto_provider();
+        let ca = SmtpServer::from_url("smtps://mail.example.org", Some(b"not a certificate"));
+        let error = ca.err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("SMTP CA certificates")),
+            "{error:?}"
+        );
     }
 }
