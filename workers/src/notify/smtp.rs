@@ -101,10 +101,7 @@ impl SmtpServer {
             .query_pairs()
             .find(|(k, _)| k == "tls")
             .map(|(_, v)| v.into_owned());
-        let roots = ca_pem
-            .map(lettre::transport::smtp::client::Certificate::from_pem)
-            .transpose()
-            .map_err(|e| SmtpError::Ca(e.to_string()))?;
+        let roots = ca_pem.map(ca_certificates).transpose()?;
         let parameters = || {
             let mut builder = TlsParameters::builder(host.clone());
             if let Some(roots) = &roots {
@@ -196,6 +193,19 @@ impl SmtpServer {
         }
         Ok(connection)
     }
+}
+
+/// The CA certificates in `pem`; none is an error (lettre would accept an empty set).
+fn ca_certificates(pem: &[u8]) -> Result<lettre::transport::smtp::client::Certificate, SmtpError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let found = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SmtpError::Ca(e.to_string()))?;
+    if found.is_empty() {
+        return Err(SmtpError::Ca("no PEM certificate found".into()));
+    }
+    lettre::transport::smtp::client::Certificate::from_pem(pem)
+        .map_err(|e| SmtpError::Ca(e.to_string()))
 }
 
 /// A stream already wrapped in TLS, handed to lettre as if it were a plain one.
