@@ -1,6 +1,7 @@
 //! Sending one notice, once: email through a pool of SMTP connections to the server
-//! ([`super::smtp`], lettre's SMTP client), Slack through an incoming webhook. Retries are the consumer's redeliveries
-//! (see `notify::role`), never a loop here, so a handler holds its claim for one attempt.
+//! ([`super::smtp`], lettre's SMTP client), Slack through an incoming webhook. Retries
+//! are the consumer's redeliveries (see `notify::role`), never a loop here, so a handler
+//! holds its claim for one attempt.
 
 use std::time::Duration;
 
@@ -90,9 +91,9 @@ impl Delivery {
     /// `smtp_url` as lettre reads it (see [`SmtpServer::from_url`]): `smtp://host:port`
     /// (STARTTLS when offered is not attempted; add `?tls=required`),
     /// `smtps://user:pass@host` (implicit TLS); `smtp_ca` adds CA certificates (PEM) to
-    /// the public roots. `connections` bounds the SMTP connections
-    /// kept open (one per concurrent send); `timeout` bounds one send, connecting
-    /// included (at most [`MAX_SEND_TIMEOUT`]).
+    /// the public roots. `connections` bounds the SMTP connections kept open (one per
+    /// concurrent send); `timeout` bounds one send, connecting included (at most
+    /// [`MAX_SEND_TIMEOUT`]).
     pub fn new(
         smtp_url: Option<&str>,
         smtp_ca: Option<&[u8]>,
