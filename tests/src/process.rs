@@ -160,7 +160,7 @@ impl Smtp {
 
     /// Listening on `host` (an address of this machine).
     pub async fn start_on(host: &str) -> Self {
-        Self::start_with(host, "aiosmtpd.handlers.Mailbox", &[], None).await
+        Self::start_with(host, "aiosmtpd.handlers.Mailbox", &[], None, &[]).await
     }
 
     /// Speaking TLS with `cert` and `key` (PEM files): from the first byte (SMTPS), or
@@ -178,7 +178,7 @@ impl Smtp {
             key.display().to_string(),
         ];
         let mut smtp =
-            Self::start_with_args("127.0.0.1", "aiosmtpd.handlers.Mailbox", &[], None, &args).await;
+            Self::start_with("127.0.0.1", "aiosmtpd.handlers.Mailbox", &[], None, &args).await;
         smtp.url = smtp.url.replace("127.0.0.1", "localhost");
         smtp
     }
@@ -188,7 +188,7 @@ impl Smtp {
     pub async fn start_in_memory() -> Self {
         let shm = Path::new("/dev/shm");
         let root = shm.is_dir().then_some(shm);
-        Self::start_with("127.0.0.1", "aiosmtpd.handlers.Mailbox", &[], root).await
+        Self::start_with("127.0.0.1", "aiosmtpd.handlers.Mailbox", &[], root, &[]).await
     }
 
     /// A server that fails a seeded share of deliveries (`tests/fixtures/smtp`): 550 for
@@ -201,7 +201,7 @@ impl Smtp {
             ("SMTP_FAULTS_421", share_421.to_string()),
             ("SMTP_FAULTS_DROP", share_drop.to_string()),
         ];
-        Self::start_with("127.0.0.1", "faulty_smtpd.FaultyMailbox", &env, None).await
+        Self::start_with("127.0.0.1", "faulty_smtpd.FaultyMailbox", &env, None, &[]).await
     }
 
     /// The faults injected so far, one name each (`550`, `451`, `421`, `drop`).
@@ -211,16 +211,9 @@ impl Smtp {
             .unwrap_or_default()
     }
 
+    /// `handler` with `env`, its maildir under `root` (default: the temp dir), and
+    /// aiosmtpd's extra `args`.
     async fn start_with(
-        host: &str,
-        handler: &str,
-        env: &[(&str, String)],
-        root: Option<&Path>,
-    ) -> Self {
-        Self::start_with_args(host, handler, env, root, &[]).await
-    }
-
-    async fn start_with_args(
         host: &str,
         handler: &str,
         env: &[(&str, String)],

@@ -3,8 +3,8 @@
 //! one `jobmatch notifier` starts and the bench prints how long it took until every
 //! notice was accepted by the SMTP server, and the rate, with a progress line every 5 s.
 //!
-//! Two rounds, side by side: the server's maildir in memory (the notifier's own rate), and
-//! on disk, where Python's `mailbox` fsyncs every mail and the server sets the pace.
+//! Two rounds, side by side: the server's maildir in memory (its fsyncs out of the way),
+//! and on disk, where Python's `mailbox` fsyncs every mail.
 //!
 //!     eval "$(scripts/setup.sh --env)"
 //!     cargo build --release --bin jobmatch

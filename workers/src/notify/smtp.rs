@@ -249,12 +249,12 @@ impl AsyncTokioStream for ImplicitTls {
 
 /// One pooled connection; `clean` is false while a send is under way, so a send cut off
 /// (by a timeout) never leaves a half-spoken connection for the next one.
-pub struct Connection {
+struct Connection {
     smtp: AsyncSmtpConnection,
     clean: bool,
 }
 
-pub struct Manager(SmtpServer);
+struct Manager(SmtpServer);
 
 impl managed::Manager for Manager {
     type Type = Connection;
@@ -289,20 +289,15 @@ impl managed::Manager for Manager {
 /// Connections to one SMTP server, at most `size` open at once.
 pub struct SmtpPool {
     pool: managed::Pool<Manager>,
-    server: String,
 }
 
 impl SmtpPool {
     pub fn new(server: SmtpServer, size: usize) -> Result<Self, SmtpError> {
-        let address = server.address();
         let pool = managed::Pool::builder(Manager(server))
             .max_size(size.max(1))
             .build()
             .map_err(|e| SmtpError::Pool(e.to_string()))?;
-        Ok(Self {
-            pool,
-            server: address,
-        })
+        Ok(Self { pool })
     }
 
     /// Sends one message over a pooled connection (opened if none is idle), waiting for
@@ -318,7 +313,7 @@ impl SmtpPool {
             .await
             .unwrap_or_else(|_| {
                 Err(SmtpError::TimedOut {
-                    server: self.server.clone(),
+                    server: self.pool.manager().0.address(),
                     after: timeout,
                 })
             })
