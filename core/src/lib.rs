@@ -9,6 +9,7 @@ pub mod ids;
 pub mod messages;
 pub mod posting;
 pub mod role;
+pub mod rpc;
 pub mod source;
 pub mod subscription;
 pub mod validate;

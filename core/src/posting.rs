@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::ids::digest_hex;
 
 /// Where the work happens.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Workplace {
@@ -17,6 +18,7 @@ pub enum Workplace {
 }
 
 /// A salary range as the board states it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Salary {
     pub min: Option<f64>,
@@ -27,6 +29,7 @@ pub struct Salary {
 }
 
 /// A job posting, normalized.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Posting {
@@ -56,12 +59,14 @@ pub struct Posting {
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub posted_at: Option<OffsetDateTime>,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub updated_at: Option<OffsetDateTime>,
     /// The posting disappeared from its board: it is no longer open.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

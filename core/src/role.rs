@@ -9,11 +9,19 @@ pub enum Role {
     Embedder,
     Matcher,
     Notifier,
+    /// The HTTP gateway: stateless, answered by the others over NATS request–reply.
+    Api,
 }
 
 impl Role {
     /// Every role, in the order `jobmatch all` starts them.
-    pub const ALL: [Role; 4] = [Role::Fetcher, Role::Embedder, Role::Matcher, Role::Notifier];
+    pub const ALL: [Role; 5] = [
+        Role::Fetcher,
+        Role::Embedder,
+        Role::Matcher,
+        Role::Notifier,
+        Role::Api,
+    ];
 
     /// The role's name: its subcommand, its Deployment's suffix, its label value.
     pub const fn name(self) -> &'static str {
@@ -22,6 +30,7 @@ impl Role {
             Role::Embedder => "embedder",
             Role::Matcher => "matcher",
             Role::Notifier => "notifier",
+            Role::Api => "api",
         }
     }
 }

@@ -80,6 +80,12 @@ fn is_http_url(text: &str) -> bool {
 /// A `JobSource` checked and ready for the fetchers.
 pub fn source_config(name: &str, spec: JobSourceSpec) -> Result<SourceConfig, FieldError> {
     check_name(name)?;
+    if name == crate::rpc::API_SOURCE {
+        return Err(FieldError::new(
+            "metadata.name",
+            format!("{name:?} is reserved for jobs posted through the API"),
+        ));
+    }
     let min_interval = spec.board.min_interval();
     if spec.interval < min_interval {
         return Err(FieldError::new(
@@ -258,6 +264,19 @@ mod tests {
         for bad in ["", "Ada", "a.b", "-a", "a-", &"x".repeat(64)] {
             assert_eq!(check_name(bad).unwrap_err().field, "metadata.name", "{bad}");
         }
+    }
+
+    #[test]
+    fn the_api_source_name_is_reserved() {
+        let spec: JobSourceSpec = from_json(r#"{"board": {"kind": "remoteok"}}"#);
+        assert!(source_config("boards", spec.clone()).is_ok());
+        let err = source_config(crate::rpc::API_SOURCE, spec).unwrap_err();
+        assert_eq!(err.field, "metadata.name");
+        assert!(err.message.contains("reserved"), "{}", err.message);
+    }
+
+    fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).expect("valid JSON")
     }
 
     #[test]

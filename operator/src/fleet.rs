@@ -9,10 +9,12 @@
 //! - matcher: scaled like the embedder when the vector store is Qdrant; with the embedded
 //!   store one replica on a PersistentVolumeClaim, replaced with `Recreate` so that two
 //!   matchers never hold the store at once;
-//! - notifier: a fixed replica count.
+//! - notifier: a fixed replica count;
+//! - api: the REST gateway, stateless, a fixed replica count, with the token Secret
+//!   (which the embedders get too, for their own embedding endpoints).
 //!
-//! Every role gets a Service (`http`: `/metrics`, and the embedding API on the
-//! embedder) and a PodDisruptionBudget of one pod at a time.
+//! Every role gets a Service (`http`: `/metrics`; the REST API on the api, the
+//! embedding API on the embedder) and a PodDisruptionBudget of one pod at a time.
 
 use jobmatch_core::Role;
 use jobmatch_core::messages::{self as m, ConsumerSpec};
@@ -115,6 +117,7 @@ pub fn termination_grace_seconds(role: Role) -> i64 {
         Role::Embedder => 30,
         Role::Matcher => 30,
         Role::Notifier => 60,
+        Role::Api => 30,
     }
 }
 
@@ -166,6 +169,7 @@ fn scale(role: Role, active_sources: usize, settings: &FleetSettings) -> Scale {
         }
         Role::Matcher => Scale::Fixed(1),
         Role::Notifier => Scale::Fixed(settings.notifiers),
+        Role::Api => Scale::Fixed(settings.api_replicas),
     }
 }
 
@@ -327,6 +331,16 @@ impl PodInputs {
         self.mounts.push(mount);
         self.env(env, path);
     }
+
+    /// [`PodInputs::secret_file`] for a Secret that may not exist yet: the pod starts
+    /// without the file, and the kubelet adds it once the Secret is created.
+    fn optional_secret_file(&mut self, env: &str, volume: &str, secret: &SecretKey) {
+        let (mut volume, mount, path) = secret_file(volume, secret);
+        volume["secret"]["optional"] = json!(true);
+        self.volumes.push(volume);
+        self.mounts.push(mount);
+        self.env(env, path);
+    }
 }
 
 fn pod_inputs(role: Role, settings: &FleetSettings) -> PodInputs {
@@ -345,6 +359,15 @@ fn pod_inputs(role: Role, settings: &FleetSettings) -> PodInputs {
     }
     p.volumes.push(json!({"name": "tmp", "emptyDir": {}}));
     p.mounts.push(json!({"name": "tmp", "mountPath": "/tmp"}));
+    if matches!(role, Role::Api | Role::Embedder) {
+        if let Some(secret) = &settings.api_tokens_secret {
+            // Without the Secret the API refuses every request; the pipeline runs.
+            p.optional_secret_file("JOBMATCH_API_TOKENS", "api-tokens", secret);
+        }
+        if settings.api_public_reads {
+            p.env("JOBMATCH_API_PUBLIC_READS", "true");
+        }
+    }
     match role {
         Role::Embedder => p.env("JOBMATCH_MODEL_DIR", settings.model_dir.as_str()),
         Role::Matcher => match &settings.qdrant_url {
@@ -383,7 +406,7 @@ fn pod_inputs(role: Role, settings: &FleetSettings) -> PodInputs {
                 p.secret_file("JOBMATCH_SMTP_CA", "smtp-ca", secret);
             }
         }
-        Role::Fetcher => {}
+        Role::Fetcher | Role::Api => {}
     }
     p
 }
@@ -403,7 +426,7 @@ fn resources(role: Role, settings: &FleetSettings) -> Value {
                 "requests": {"cpu": "250m", "memory": "256Mi"},
                 "limits": {"memory": "1Gi"},
             }),
-            Role::Fetcher | Role::Notifier => json!({
+            Role::Fetcher | Role::Notifier | Role::Api => json!({
                 "requests": {"cpu": "100m", "memory": "64Mi"},
                 "limits": {"memory": "256Mi"},
             }),
@@ -521,8 +544,8 @@ fn deployment(
     )
 }
 
-/// The role's HTTP port as a Service: `/metrics` for scrapers, and on the embedder the
-/// embedding API.
+/// The role's HTTP port as a Service: `/metrics` for scrapers; on the api the REST
+/// API, on the embedder the embedding API.
 fn service(role: Role, owner: Option<&Owner>) -> Desired {
     let mut meta = metadata(role, owner);
     meta["annotations"] = json!({
@@ -938,6 +961,48 @@ mod tests {
         let volumes = serde_json::to_string(&notifier.volumes).unwrap_or_default();
         assert!(volumes.contains("\"secretName\":\"relay-ca\""), "{volumes}");
         assert!(env_of(&pod(&fleet, Role::Fetcher), "JOBMATCH_SMTP_CA").is_none());
+    }
+
+    #[test]
+    fn the_api_runs_stateless_with_its_tokens_and_the_embedders_share_them() {
+        let mut s = settings();
+        s.api_replicas = 3;
+        s.api_tokens_secret = Some(SecretKey {
+            name: "jobmatch-api-tokens".into(),
+            key: "tokens".into(),
+        });
+        let fleet = build(&sources(1), &s, HPA, None);
+        let deployment = fleet
+            .objects
+            .iter()
+            .find(|o| o.kind == "Deployment" && o.name == "jobmatch-api")
+            .expect("an api Deployment");
+        assert_eq!(deployment.object["spec"]["replicas"], 3);
+        assert!(
+            fleet
+                .objects
+                .iter()
+                .any(|o| o.kind == "Service" && o.name == "jobmatch-api")
+        );
+        let api = pod(&fleet, Role::Api);
+        assert_eq!(
+            api.containers[0].args.as_deref(),
+            Some(&["api".to_owned()][..])
+        );
+        for role in [Role::Api, Role::Embedder] {
+            let pod = pod(&fleet, role);
+            let path = env_of(&pod, "JOBMATCH_API_TOKENS").expect("tokens file");
+            assert!(path.ends_with("/api-tokens/tokens"), "{path}");
+            let volumes = serde_json::to_string(&pod.volumes).unwrap_or_default();
+            // The pods start before the Secret exists; the kubelet adds it later.
+            assert!(volumes.contains("\"optional\":true"), "{volumes}");
+        }
+        for role in [Role::Fetcher, Role::Matcher, Role::Notifier] {
+            assert!(
+                env_of(&pod(&fleet, role), "JOBMATCH_API_TOKENS").is_none(),
+                "{role}"
+            );
+        }
     }
 
     #[test]

@@ -120,6 +120,17 @@ pub struct FleetSettings {
     pub max_matchers: i32,
     #[arg(long, env = "JOBMATCH_NOTIFIERS", default_value_t = 1)]
     pub notifiers: i32,
+    /// Replicas of the API gateway (stateless).
+    #[arg(long, env = "JOBMATCH_API_REPLICAS", default_value_t = 2)]
+    pub api_replicas: i32,
+    /// Secret key (`NAME/KEY`) holding the API's bearer tokens (one per line, each
+    /// optionally followed by `read` or `write`), mounted on the api and the embedders.
+    /// Unset: the API refuses every request.
+    #[arg(long, env = "JOBMATCH_WORKER_API_TOKENS_SECRET", value_parser = parse_secret_key)]
+    pub api_tokens_secret: Option<SecretKey>,
+    /// Reads (embedding, searches) need no token; writes still do.
+    #[arg(long, env = "JOBMATCH_API_PUBLIC_READS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub api_public_reads: bool,
     /// Consumer lag (messages) one embedder or matcher replica is expected to absorb.
     #[arg(long, env = "JOBMATCH_LAG_PER_REPLICA", default_value_t = 100)]
     pub lag_per_replica: u64,

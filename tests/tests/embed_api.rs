@@ -246,9 +246,9 @@ async fn bad_requests_get_clear_errors() {
             "/api/batch-embed",
             json!({"texts": ["fine", "  "]}),
             422,
-            "text 1 is empty",
+            "texts[1]: empty",
         ),
-        ("/api/embed", json!({"text": ""}), 422, "text 0 is empty"),
+        ("/api/embed", json!({"text": ""}), 422, "text: empty"),
         (
             "/api/embed",
             json!({"text": 42}),
@@ -279,7 +279,7 @@ async fn bad_requests_get_clear_errors() {
             "/embed",
             json!({"inputs": [long], "truncate": false}),
             422,
-            "input 0 is longer than the model's limit of 256 tokens",
+            "texts[0]: longer than the model's limit of 256 tokens",
         ),
         (
             "/embed",

@@ -90,6 +90,8 @@ pub struct Connections {
     /// Serve `/health`, `/ready` and `/metrics` on this address (e.g. `0.0.0.0:9090`).
     #[arg(long, env = "JOBMATCH_LISTEN", global = true)]
     pub listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub api: ApiSettings,
     /// Timeout of one board request.
     #[arg(long, env = "JOBMATCH_HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub http_timeout: Duration,
@@ -183,6 +185,36 @@ pub struct EmbedSettings {
     pub embed_max_inputs: usize,
 }
 
+/// The REST API's access and limits.
+#[derive(Debug, Clone, Args)]
+pub struct ApiSettings {
+    /// A file of bearer tokens, one per line, each optionally followed by its scope
+    /// (`read` or `write`, default `write`). Without it the API is open on a loopback
+    /// listener and refused on any other.
+    #[arg(long, env = "JOBMATCH_API_TOKENS", global = true)]
+    pub api_tokens: Option<PathBuf>,
+    /// Reads (embedding, searches) need no token; writes still do.
+    #[arg(long, env = "JOBMATCH_API_PUBLIC_READS", global = true)]
+    pub api_public_reads: bool,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, env = "JOBMATCH_API_MAX_BODY_BYTES", default_value_t = 4 << 20, global = true)]
+    pub api_max_body_bytes: usize,
+    /// Longest text of any field in bytes (422 beyond).
+    #[arg(long, env = "JOBMATCH_API_MAX_TEXT_BYTES", default_value_t = 64 << 10, global = true)]
+    pub api_max_text_bytes: usize,
+    /// Requests served at once; more are answered 503 with `Retry-After`.
+    #[arg(
+        long,
+        env = "JOBMATCH_API_MAX_CONCURRENT",
+        default_value_t = 128,
+        global = true
+    )]
+    pub api_max_concurrent: usize,
+    /// The longest one API request may take (504 beyond).
+    #[arg(long, env = "JOBMATCH_API_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub api_timeout: Duration,
+}
+
 impl EmbedSettings {
     pub fn batcher(&self) -> crate::embed::BatcherConfig {
         crate::embed::BatcherConfig {
@@ -202,6 +234,17 @@ impl EmbedSettings {
 }
 
 impl Connections {
+    /// The API's limits.
+    pub fn api_limits(&self) -> crate::api::Limits {
+        crate::api::Limits {
+            max_body_bytes: self.api.api_max_body_bytes.max(1),
+            max_inputs: self.embedding.embed_max_inputs.max(1),
+            max_text_bytes: self.api.api_max_text_bytes.max(1),
+            max_concurrent: self.api.api_max_concurrent.max(1),
+            timeout: self.api.api_timeout,
+        }
+    }
+
     /// How the notifier sends and retries.
     pub fn notifier_settings(&self) -> crate::notify::role::NotifierSettings {
         let spec = jobmatch_core::messages::NOTIFIER_CONSUMER;
@@ -254,6 +297,8 @@ pub enum Command {
     Matcher(ConfigFiles),
     /// Send notices.
     Notifier(ConfigFiles),
+    /// Serve the REST API (needs --listen): stateless, the other roles answer it.
+    Api(ConfigFiles),
     /// Write JobSource and MatchSubscription documents to the configuration bucket.
     Apply(ConfigFiles),
     /// Embed texts from stdin (a JSON string or {"text": ...} per line); one JSON array per line out.

@@ -3,14 +3,15 @@
 //! (`crate::api`) where the process runs the embedder.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::metrics::Metrics;
 use crate::runtime::Readiness;
@@ -21,28 +22,43 @@ struct AppState {
     readiness: Readiness,
 }
 
+/// Serves the operations endpoints at once, and every other path from `api` once it is
+/// set; until then 503 where `serves_api` (the API is starting), else 404.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     readiness: Readiness,
-    api: Option<Router>,
+    api: Arc<OnceLock<Router>>,
+    serves_api: bool,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut app = Router::new()
+    let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
-        .with_state(AppState { metrics, readiness });
-    let serves_api = api.is_some();
-    if let Some(api) = api {
-        app = app.merge(api);
-    }
+        .with_state(AppState { metrics, readiness })
+        .fallback_service(tower::service_fn(move |request: Request| {
+            let api = api.get().cloned();
+            async move {
+                match api {
+                    Some(api) => api.oneshot(request).await,
+                    None if serves_api => Ok(crate::api::ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Unavailable",
+                        "the API is starting; retry shortly",
+                    )
+                    .into_response()),
+                    None => Ok(crate::api::ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "NotFound",
+                        format!("no endpoint {} here", request.uri().path()),
+                    )
+                    .into_response()),
+                }
+            }
+        }));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    if serves_api {
-        tracing::info!(%addr, "serving /health, /ready, /metrics, the embedding API and /openapi.json");
-    } else {
-        tracing::info!(%addr, "serving /health, /ready, /metrics");
-    }
+    tracing::info!(%addr, "serving /health, /ready, /metrics and the API");
     axum::serve(listener, app)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await?;

@@ -18,6 +18,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod notify;
 pub mod reports;
+pub mod rpc;
 pub mod runtime;
 pub mod store;
 pub mod tls;

@@ -35,11 +35,24 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match &cli.command {
-            Command::All(f) => runtime::run_roles(c, &Role::ALL, &f.files).await,
+            Command::All(f) => {
+                // The API needs a listener; without --listen the rest runs alone.
+                let roles: Vec<Role> = Role::ALL
+                    .into_iter()
+                    .filter(|r| *r != Role::Api || c.listen.is_some())
+                    .collect();
+                runtime::run_roles(c, &roles, &f.files).await
+            }
             Command::Fetcher(f) => runtime::run_roles(c, &[Role::Fetcher], &f.files).await,
             Command::Embedder(f) => runtime::run_roles(c, &[Role::Embedder], &f.files).await,
             Command::Matcher(f) => runtime::run_roles(c, &[Role::Matcher], &f.files).await,
             Command::Notifier(f) => runtime::run_roles(c, &[Role::Notifier], &f.files).await,
+            Command::Api(f) => {
+                if c.listen.is_none() {
+                    anyhow::bail!("jobmatch api serves HTTP: give it --listen (JOBMATCH_LISTEN), e.g. 0.0.0.0:8080");
+                }
+                runtime::run_roles(c, &[Role::Api], &f.files).await
+            }
             Command::Apply(f) => {
                 let loaded = jobmatch_workers::config::load_paths(&f.files);
                 let bus = Bus::connect_to(&c.nats(), jobmatch_bus::Mode::KeepExisting).await?;

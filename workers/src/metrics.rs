@@ -28,6 +28,52 @@ pub struct StageLabel {
     pub stage: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabel {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+/// The REST API's requests.
+pub struct ApiMetrics {
+    /// Requests answered, by route and status.
+    pub requests: Family<ApiLabel, Counter>,
+    /// Seconds from request to answer, by route.
+    pub seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
+        }
+    }
+}
+
+impl ApiMetrics {
+    pub fn record(&self, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&ApiLabel {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.seconds
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub polls: Counter,
@@ -47,6 +93,7 @@ pub struct Metrics {
     pub dead_letter_family: Family<StageLabel, Counter>,
     pub retry_family: Family<StageLabel, Counter>,
     pub embed: EmbedMetrics,
+    pub api: ApiMetrics,
 }
 
 /// The embedding queue and backend.
@@ -209,6 +256,16 @@ impl Metrics {
             "embed_overloaded",
             "Embedding requests refused because the queue was full",
             self.embed.overloaded.clone(),
+        );
+        r.register(
+            "api_requests",
+            "REST API requests answered, by route and status",
+            self.api.requests.clone(),
+        );
+        r.register(
+            "api_request_seconds",
+            "Seconds from an API request to its answer, by route",
+            self.api.seconds.clone(),
         );
         r.register("matches_found", "Matches found", self.matches_found.clone());
         r.register(

@@ -86,18 +86,43 @@ pub async fn run_roles(
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
     // Set once the model is warm; until then the embedding API answers 503.
     let embedder: Arc<std::sync::OnceLock<Batcher>> = Arc::default();
-    if let Some(addr) = c.listen {
-        let (metrics, readiness, cancel) = (metrics.clone(), readiness.clone(), cancel.clone());
-        let api = roles.contains(&Role::Embedder).then(|| {
-            api::router(api::ApiState {
-                embedder: embedder.clone(),
-                max_inputs: c.embedding.embed_max_inputs.max(1),
-            })
-        });
-        tasks.spawn(async move {
-            http::serve(addr, metrics, readiness, api, cancel).await?;
-            Ok("http")
-        });
+    // The REST API, served once it can be (the gateway needs NATS); 503 until then.
+    let api_router: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
+    let access = match c.listen {
+        Some(addr) => {
+            let access = api::Access::load(
+                c.api.api_tokens.as_deref(),
+                c.api.api_public_reads,
+                addr.ip().is_loopback(),
+            )?;
+            tasks.spawn({
+                let (access, cancel) = (access.clone(), cancel.clone());
+                async move {
+                    access.reload(cancel).await;
+                    Ok("api tokens")
+                }
+            });
+            let (metrics, readiness, cancel) = (metrics.clone(), readiness.clone(), cancel.clone());
+            let router = api_router.clone();
+            let serves_api = roles.contains(&Role::Api) || roles.contains(&Role::Embedder);
+            tasks.spawn(async move {
+                http::serve(addr, metrics, readiness, router, serves_api, cancel).await?;
+                Ok("http")
+            });
+            Some(access)
+        }
+        None => None,
+    };
+    // An embedder alone serves the embedding endpoints from its own queue.
+    if let Some(access) = &access
+        && roles.contains(&Role::Embedder)
+        && !roles.contains(&Role::Api)
+    {
+        let state = api::ApiState {
+            embedding: api::Embedding::Local(embedder.clone()),
+            limits: c.api_limits(),
+        };
+        let _ = api_router.set(api::embedder(state, access.clone(), metrics.clone()));
     }
 
     let bus = Bus::connect_to(&c.nats(), jobmatch_bus::Mode::Apply).await?;
@@ -146,10 +171,41 @@ pub async fn run_roles(
                     .get()
                     .cloned()
                     .ok_or_else(|| anyhow::anyhow!("model not loaded"))?;
+                {
+                    let (client, batcher, cancel) =
+                        (bus.client.clone(), batcher.clone(), cancel.clone());
+                    tasks.spawn(async move {
+                        crate::embed::service::serve(client, batcher, cancel).await?;
+                        Ok("embedder requests")
+                    });
+                }
                 tasks.spawn(async move {
                     mark_ready();
                     crate::embed::role::run(bus, batcher, metrics, cancel).await?;
                     Ok("embedder")
+                });
+            }
+            Role::Api => {
+                let Some(access) = access.clone() else {
+                    anyhow::bail!("the api role serves HTTP: give it --listen (JOBMATCH_LISTEN)");
+                };
+                let gateway = api::Gateway {
+                    api: api::ApiState {
+                        embedding: api::Embedding::Remote(bus.client.clone()),
+                        limits: c.api_limits(),
+                    },
+                    nats: bus.client.clone(),
+                    boards: crate::fetch::http::BoardClient::with_politeness(
+                        c.http_timeout,
+                        c.politeness(),
+                    )?,
+                };
+                let _ = api_router.set(api::gateway(gateway, access, metrics.clone()));
+                mark_ready();
+                tasks.spawn(async move {
+                    cancel.cancelled().await;
+                    drop(bus);
+                    Ok("api")
                 });
             }
             Role::Matcher => {

@@ -6,15 +6,24 @@
 //! counted (`truncated` in the body, `x-truncated-inputs` on every answer), or refused
 //! with TEI's `truncate: false`.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, ApiState, ErrorBody};
-use crate::embed::{Embeddings, Overlong, Wait};
+use super::{ApiError, ApiJson, ApiState, ErrorBody, check_text};
+use jobmatch_core::rpc::EmbedReply;
+
+/// The embedding endpoints.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/embed", post(embed))
+        .route("/api/batch-embed", post(batch_embed))
+        .route("/embed", post(tei_embed))
+}
 
 /// Header on every embedding answer: how many inputs were cut at the model's limit.
 pub const TRUNCATED_HEADER: &str = "x-truncated-inputs";
@@ -76,16 +85,18 @@ pub enum TeiInputs {
     Many(Vec<String>),
 }
 
-/// Refuses empty requests, blank texts and more texts than allowed.
-fn validate(texts: &[String], max_inputs: usize) -> Result<(), ApiError> {
+/// Refuses empty requests, more texts than allowed, and blank or overlong texts,
+/// naming each by `field[i]`.
+fn validate(field: &str, texts: &[String], state: &ApiState) -> Result<(), ApiError> {
     if texts.is_empty() {
-        return Err(ApiError::validation("no texts to embed"));
+        return Err(ApiError::validation(format!("{field}: no texts to embed")));
     }
-    if texts.len() > max_inputs {
-        return Err(ApiError::too_many(texts.len(), max_inputs));
+    let max = state.limits.max_inputs;
+    if texts.len() > max {
+        return Err(ApiError::too_many(field, texts.len(), max));
     }
-    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
-        return Err(ApiError::validation(format!("text {i} is empty")));
+    for (i, text) in texts.iter().enumerate() {
+        check_text(&format!("{field}[{i}]"), text, &state.limits)?;
     }
     Ok(())
 }
@@ -93,12 +104,9 @@ fn validate(texts: &[String], max_inputs: usize) -> Result<(), ApiError> {
 async fn submit(
     state: &ApiState,
     texts: Vec<String>,
-    overlong: Overlong,
-) -> Result<(Embeddings, usize), ApiError> {
-    validate(&texts, state.max_inputs)?;
-    let batcher = state.batcher()?;
-    let embedded = batcher.embed_with(texts, Wait::No, overlong).await?;
-    Ok((embedded, batcher.model().dimension()))
+    refuse_overlong: bool,
+) -> Result<EmbedReply, ApiError> {
+    state.embedding.embed(texts, refuse_overlong).await
 }
 
 fn with_truncated(truncated: usize, body: impl IntoResponse) -> Response {
@@ -119,22 +127,24 @@ fn with_truncated(truncated: usize, body: impl IntoResponse) -> Response {
     responses(
         (status = 200, description = "The vector", body = EmbedResponse),
         (status = 400, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Empty text, or a field of the wrong type", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 422, description = "Empty or overlong text, or a field of the wrong type", body = ErrorBody),
         (status = 429, description = "The queue is full; retry after `Retry-After` seconds", body = ErrorBody),
-        (status = 503, description = "The model is still loading", body = ErrorBody),
+        (status = 503, description = "The model is still loading, no embedder runs, or the server is at its concurrency limit", body = ErrorBody),
     )
 )]
 pub async fn embed(
     State(state): State<ApiState>,
     ApiJson(request): ApiJson<EmbedRequest>,
 ) -> Result<Response, ApiError> {
-    let (mut embedded, dimension) = submit(&state, vec![request.text], Overlong::Truncate).await?;
+    check_text("text", &request.text, &state.limits)?;
+    let mut embedded = submit(&state, vec![request.text], false).await?;
     let embedding = embedded.vectors.pop().unwrap_or_default();
     Ok(with_truncated(
         embedded.truncated,
         Json(EmbedResponse {
             embedding,
-            dimension,
+            dimension: embedded.dimension,
             tokens: embedded.tokens,
             truncated: embedded.truncated > 0,
         }),
@@ -160,12 +170,13 @@ pub async fn batch_embed(
     State(state): State<ApiState>,
     ApiJson(request): ApiJson<BatchEmbedRequest>,
 ) -> Result<Response, ApiError> {
-    let (embedded, dimension) = submit(&state, request.texts, Overlong::Truncate).await?;
+    validate("texts", &request.texts, &state)?;
+    let embedded = submit(&state, request.texts, false).await?;
     Ok(with_truncated(
         embedded.truncated,
         Json(BatchEmbedResponse {
             embeddings: embedded.vectors,
-            dimension,
+            dimension: embedded.dimension,
             tokens: embedded.tokens,
             truncated: embedded.truncated,
         }),
@@ -200,11 +211,7 @@ pub async fn tei_embed(
         TeiInputs::One(text) => vec![text],
         TeiInputs::Many(texts) => texts,
     };
-    let overlong = if request.truncate == Some(false) {
-        Overlong::Refuse
-    } else {
-        Overlong::Truncate
-    };
-    let (embedded, _) = submit(&state, texts, overlong).await?;
+    validate("inputs", &texts, &state)?;
+    let embedded = submit(&state, texts, request.truncate == Some(false)).await?;
     Ok(with_truncated(embedded.truncated, Json(embedded.vectors)))
 }

@@ -22,6 +22,7 @@ pub mod normalize;
 pub mod publish;
 pub mod role;
 pub mod schedule;
+pub mod service;
 pub mod text;
 
 use jobmatch_core::messages::SourceConfig;

@@ -11,6 +11,7 @@ use async_nats::jetstream::message::PublishMessage as Publish;
 use jobmatch_core::Posting;
 use jobmatch_core::ids::kv_key;
 use jobmatch_core::messages::{PollCounts, jobs_subject};
+use jobmatch_core::rpc::PostingOutcome;
 
 use super::Poll;
 use super::dedup::{DedupIndex, Fingerprint, Remembered, Verdict, board_of};
@@ -149,111 +150,141 @@ pub async fn apply(
         if !listed.insert(&posting.id) {
             continue; // listed twice in one response
         }
-        let fingerprint = Fingerprint::of(posting);
-        let verdict = index.lock().classify(&posting.id, &fingerprint);
-        let mut record = Remembered {
-            id: posting.id.clone(),
-            source: source.to_owned(),
-            fingerprint,
-            duplicate_of: None,
-            repost_of: None,
-            closed: false,
-            closed_at: None,
-        };
-        // Tier 2 across replicas: a job new to this index may be another replica's
-        // publish from another board that has not reached us yet; the claim decides.
-        let verdict = match verdict {
-            Verdict::New | Verdict::Repost { .. } | Verdict::Updated { .. }
-                if needs_claim(index, &posting.id, &verdict) =>
-            {
-                let mut holder = sink.claim(fingerprint.identity, &posting.id).await?;
-                // A claim left by a posting known closed (its release was lost): take over.
-                if let Some(stale) = &holder
-                    && index.lock().get(stale).is_some_and(|r| r.closed)
-                {
-                    sink.release(fingerprint.identity, stale).await?;
-                    holder = sink.claim(fingerprint.identity, &posting.id).await?;
-                }
-                match holder {
-                    Some(holder) if board_of(&holder) != board_of(&posting.id) => {
-                        Verdict::Duplicate { of: holder }
-                    }
-                    _ => verdict,
-                }
-            }
-            verdict => verdict,
-        };
-        match verdict {
-            Verdict::Unchanged => {
-                counts.unchanged += 1;
-                continue;
-            }
-            Verdict::Duplicate { of } => {
-                counts.duplicates += 1;
-                if index
-                    .lock()
-                    .get(&posting.id)
-                    .and_then(|r| r.duplicate_of)
-                    .as_deref()
-                    == Some(&of)
-                {
-                    continue;
-                }
-                record.duplicate_of = Some(of);
-            }
-            Verdict::New => counts.new += 1,
-            Verdict::Updated { repost_of } => {
-                counts.updated += 1;
-                record.repost_of = repost_of;
-                // A new title (or company, or place) moves its claim along with it.
-                let old = index
-                    .lock()
-                    .get(&posting.id)
-                    .map(|r| r.fingerprint.identity)
-                    .filter(|old| *old != fingerprint.identity);
-                if let Some(old) = old {
-                    sink.release(old, &posting.id).await?;
-                    sink.claim(fingerprint.identity, &posting.id).await?;
-                }
-            }
-            Verdict::Repost { of } => {
-                counts.reposts += 1;
-                record.repost_of = Some(of);
-            }
+        let (outcome, _) = apply_posting(sink, index, source, posting).await?;
+        match outcome {
+            PostingOutcome::New => counts.new += 1,
+            PostingOutcome::Updated => counts.updated += 1,
+            PostingOutcome::Unchanged => counts.unchanged += 1,
+            PostingOutcome::Duplicate => counts.duplicates += 1,
+            PostingOutcome::Repost => counts.reposts += 1,
+            PostingOutcome::Closed => counts.closed += 1,
         }
-        if record.duplicate_of.is_none() {
-            let mut posting = posting.clone();
-            posting.repost_of.clone_from(&record.repost_of);
-            sink.publish(&posting, &fingerprint).await?;
-        }
-        sink.remember(&record).await?;
-        index.lock().remember(&record);
     }
     // A malformed posting is not a closed one: closures wait for a clean poll.
     if poll.skipped.is_empty() {
         let vanished = index.lock().vanished(source, &listed);
-        for (id, was_duplicate) in vanished {
-            let Some(mut record) = index.lock().get(&id) else {
-                continue;
-            };
-            record.closed = true;
-            record.closed_at = Some(time::OffsetDateTime::now_utc().unix_timestamp());
-            if !was_duplicate {
-                sink.release(record.fingerprint.identity, &id).await?;
-                let closed = Posting {
-                    id: id.clone(),
-                    source: source.to_owned(),
-                    closed: true,
-                    ..Posting::default()
-                };
-                sink.publish(&closed, &record.fingerprint).await?;
+        for (id, _) in vanished {
+            if close_posting(sink, index, &id).await? {
                 counts.closed += 1;
             }
-            sink.remember(&record).await?;
-            index.lock().remember(&record);
         }
     }
     Ok(counts)
+}
+
+/// Classifies one posting of `source` against the index and claims, publishes it when
+/// it must be (new, updated, re-post) and remembers it. Returns what it was, with the
+/// posting it duplicates for a duplicate.
+pub async fn apply_posting(
+    sink: &impl Sink,
+    index: &SharedIndex,
+    source: &str,
+    posting: &Posting,
+) -> Result<(PostingOutcome, Option<String>), async_nats::Error> {
+    let fingerprint = Fingerprint::of(posting);
+    let verdict = index.lock().classify(&posting.id, &fingerprint);
+    let mut record = Remembered {
+        id: posting.id.clone(),
+        source: source.to_owned(),
+        fingerprint,
+        duplicate_of: None,
+        repost_of: None,
+        closed: false,
+        closed_at: None,
+    };
+    // Tier 2 across replicas: a job new to this index may be another replica's
+    // publish from another board that has not reached us yet; the claim decides.
+    let verdict = match verdict {
+        Verdict::New | Verdict::Repost { .. } | Verdict::Updated { .. }
+            if needs_claim(index, &posting.id, &verdict) =>
+        {
+            let mut holder = sink.claim(fingerprint.identity, &posting.id).await?;
+            // A claim left by a posting known closed (its release was lost): take over.
+            if let Some(stale) = &holder
+                && index.lock().get(stale).is_some_and(|r| r.closed)
+            {
+                sink.release(fingerprint.identity, stale).await?;
+                holder = sink.claim(fingerprint.identity, &posting.id).await?;
+            }
+            match holder {
+                Some(holder) if board_of(&holder) != board_of(&posting.id) => {
+                    Verdict::Duplicate { of: holder }
+                }
+                _ => verdict,
+            }
+        }
+        verdict => verdict,
+    };
+    let outcome = match verdict {
+        Verdict::Unchanged => return Ok((PostingOutcome::Unchanged, None)),
+        Verdict::Duplicate { of } => {
+            let known = index.lock().get(&posting.id).and_then(|r| r.duplicate_of);
+            if known.as_deref() == Some(&of) {
+                return Ok((PostingOutcome::Duplicate, Some(of)));
+            }
+            record.duplicate_of = Some(of);
+            PostingOutcome::Duplicate
+        }
+        Verdict::New => PostingOutcome::New,
+        Verdict::Updated { repost_of } => {
+            record.repost_of = repost_of;
+            // A new title (or company, or place) moves its claim along with it.
+            let old = index
+                .lock()
+                .get(&posting.id)
+                .map(|r| r.fingerprint.identity)
+                .filter(|old| *old != fingerprint.identity);
+            if let Some(old) = old {
+                sink.release(old, &posting.id).await?;
+                sink.claim(fingerprint.identity, &posting.id).await?;
+            }
+            PostingOutcome::Updated
+        }
+        Verdict::Repost { of } => {
+            record.repost_of = Some(of);
+            PostingOutcome::Repost
+        }
+    };
+    if record.duplicate_of.is_none() {
+        let mut posting = posting.clone();
+        posting.repost_of.clone_from(&record.repost_of);
+        sink.publish(&posting, &fingerprint).await?;
+    }
+    sink.remember(&record).await?;
+    index.lock().remember(&record);
+    Ok((outcome, record.duplicate_of))
+}
+
+/// Closes a known open posting: its claim released and, unless it was a duplicate
+/// (never published), published as closed; remembered as closed. Returns whether a
+/// closing was published; an unknown or already closed posting changes nothing.
+pub async fn close_posting(
+    sink: &impl Sink,
+    index: &SharedIndex,
+    id: &str,
+) -> Result<bool, async_nats::Error> {
+    let Some(mut record) = index.lock().get(id) else {
+        return Ok(false);
+    };
+    if record.closed {
+        return Ok(false);
+    }
+    let published = record.duplicate_of.is_none();
+    record.closed = true;
+    record.closed_at = Some(time::OffsetDateTime::now_utc().unix_timestamp());
+    if published {
+        sink.release(record.fingerprint.identity, id).await?;
+        let closed = Posting {
+            id: id.to_owned(),
+            source: record.source.clone(),
+            closed: true,
+            ..Posting::default()
+        };
+        sink.publish(&closed, &record.fingerprint).await?;
+    }
+    sink.remember(&record).await?;
+    index.lock().remember(&record);
+    Ok(published)
 }
 
 /// Whether publishing this posting must first claim its company + title + location:

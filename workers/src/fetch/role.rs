@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use jobmatch_core::messages::SourceConfig;
+use jobmatch_core::rpc::FetchReport;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -18,6 +19,9 @@ use super::schedule::{self, Claim};
 use crate::bus::{Bus, ConfigEvent};
 use crate::metrics::Metrics;
 
+/// Sources this replica is polling now.
+pub type InFlight = Arc<std::sync::Mutex<HashSet<String>>>;
+
 /// How often due sources are looked for.
 const TICK: Duration = Duration::from_millis(500);
 /// Polls running at once in one replica.
@@ -27,6 +31,9 @@ const CONCURRENT_POLLS: usize = 8;
 fn validators_key(source: &str) -> String {
     format!("validators.{source}")
 }
+
+/// The sources configured now, by name.
+pub type Sources = Arc<Mutex<HashMap<String, SourceConfig>>>;
 
 pub async fn run(
     bus: Bus,
@@ -41,15 +48,25 @@ pub async fn run(
     info!(postings = remembered, "dedup index loaded");
     tokio::spawn(forget_expired(bus.clone(), index.clone(), cancel.clone()));
     mark_ready();
-    let sources: Arc<Mutex<HashMap<String, SourceConfig>>> = Arc::default();
+    let sources: Sources = Arc::default();
     // When each source is next due, as last read from the schedule bucket: a lower bound
     // (another replica can only move it later), so the bucket is not asked before then.
     let mut not_before: HashMap<String, i64> = HashMap::new();
     let mut watch = Box::pin(bus.watch_config::<SourceConfig>("source").await?);
     let polls = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_POLLS));
     // Sources this replica is polling now: a slow board is never polled twice at once.
-    let in_flight: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+    let in_flight: InFlight = Arc::default();
     let tracker = tokio_util::task::TaskTracker::new();
+    // The API's requests: its jobs through dedup, and polls on demand.
+    let service = super::service::FetchService {
+        bus: bus.clone(),
+        metrics: metrics.clone(),
+        client: client.clone(),
+        index: index.clone(),
+        sources: sources.clone(),
+        in_flight: in_flight.clone(),
+    };
+    tracker.spawn(super::service::serve(service, cancel.clone()));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     info!("fetcher started");
@@ -100,7 +117,7 @@ pub async fn run(
                                 f.insert(source.name.clone());
                             }
                             tracker.spawn(async move {
-                                poll_and_publish(&bus, &client, &metrics, &index, &source).await;
+                                let _ = poll_and_publish(&bus, &client, &metrics, &index, &source).await;
                                 if let Ok(mut f) = in_flight.lock() {
                                     f.remove(&source.name);
                                 }
@@ -255,14 +272,16 @@ async fn store_validators(bus: &Bus, source: &SourceConfig, validators: Option<&
     }
 }
 
+/// Polls a source, publishes what changed and reports it; returns what it found or
+/// why it failed.
 #[tracing::instrument(skip_all, fields(source = %source.name, board = source.spec.board.kind()))]
-async fn poll_and_publish(
+pub async fn poll_and_publish(
     bus: &Bus,
     client: &BoardClient,
     metrics: &Metrics,
     index: &SharedIndex,
     source: &SourceConfig,
-) {
+) -> Result<FetchReport, String> {
     metrics.polls.inc();
     let validators = load_validators(bus, source).await;
     let poll = match super::poll(client, source, validators.as_ref()).await {
@@ -272,14 +291,27 @@ async fn poll_and_publish(
             warn!(error = %e, category = e.category(), "poll failed");
             bus.reports
                 .poll_failed(&source.name, &e.to_string(), e.http_status());
-            return;
+            return Err(e.to_string());
         }
+    };
+    let mut report = FetchReport {
+        source: source.name.clone(),
+        seen: poll.postings.len(),
+        counts: Default::default(),
+        not_modified: poll.not_modified,
+        http_status: poll.http_status,
+        requests: poll.requests,
+        errors: poll
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.location, s.message))
+            .collect(),
     };
     if poll.not_modified {
         metrics.polls_not_modified.inc();
         info!("not modified since the last poll");
         bus.reports.poll_not_modified(&source.name);
-        return;
+        return Ok(report);
     }
     for skipped in &poll.skipped {
         warn!(location = %skipped.location, error = %skipped.message, "malformed posting skipped");
@@ -310,11 +342,14 @@ async fn poll_and_publish(
                 requests = poll.requests,
                 "polled"
             );
+            report.counts = counts;
+            Ok(report)
         }
         Err(e) => {
             warn!(error = %e, "publishing postings failed; they will be published at the next poll");
-            bus.reports
-                .poll_failed(&source.name, &format!("publishing postings: {e}"), None);
+            let error = format!("publishing postings: {e}");
+            bus.reports.poll_failed(&source.name, &error, None);
+            Err(error)
         }
     }
 }

@@ -9,4 +9,5 @@
 
 pub mod criteria;
 pub mod role;
+pub mod service;
 pub mod state;

@@ -17,6 +17,8 @@ use crate::store::{AnyStore, Point, Query, StoreError, VectorStore};
 
 pub const JOBS_COLLECTION: &str = "jobmatch_jobs";
 pub const SUBSCRIPTIONS_COLLECTION: &str = "jobmatch_subscriptions";
+/// The candidate pool the API keeps (`/resume/*`), apart from the subscriptions.
+pub const RESUMES_COLLECTION: &str = "jobmatch_resumes";
 const PROFILE_FIELD: &str = "profile";
 /// Most subscriptions one new job is checked against.
 const MAX_SUBSCRIPTIONS_PER_JOB: usize = 100_000;
@@ -51,7 +53,15 @@ impl Matcher {
         }
     }
 
-    async fn ensure_collections(&self, dimension: usize) -> Result<(), StoreError> {
+    pub(crate) fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    pub(crate) fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub(crate) async fn ensure_collections(&self, dimension: usize) -> Result<(), StoreError> {
         self.collections
             .get_or_try_init(|| async {
                 self.store
@@ -63,6 +73,9 @@ impl Matcher {
                     .await?;
                 self.store
                     .ensure_collection(SUBSCRIPTIONS_COLLECTION, dimension, &[])
+                    .await?;
+                self.store
+                    .ensure_collection(RESUMES_COLLECTION, dimension, &[])
                     .await
             })
             .await
@@ -267,13 +280,17 @@ impl Matcher {
 
 pub async fn run(matcher: Matcher, cancel: CancellationToken) -> anyhow::Result<()> {
     info!("matcher started");
+    let matcher = Arc::new(matcher);
     let (bus, metrics) = (matcher.bus.clone(), matcher.metrics.clone());
+    // Searches and the candidate pool, for the API, beside the stream.
+    let service = tokio::spawn(super::service::serve(matcher.clone(), cancel.clone()));
     crate::bus::consume(
         &bus,
         m::MATCHER_CONSUMER,
         &metrics,
         &cancel,
         |item: Embedded| async {
+            let matcher = &matcher;
             match matcher.handle(item).await {
                 Ok(_) => Handled::Done,
                 Err(e) => Handled::retry(e),
@@ -281,6 +298,7 @@ pub async fn run(matcher: Matcher, cancel: CancellationToken) -> anyhow::Result<
         },
     )
     .await?;
+    service.await??;
     info!("matcher stopped");
     Ok(())
 }

@@ -10,16 +10,83 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::{Hit, Point, Query, StoreError, VectorStore, cosine};
+use super::{Hit, Point, Query, StoreError, VectorStore};
 
+/// One collection: unit-length vectors in one contiguous matrix (a search streams
+/// through it), ids and payloads beside it, and an index from id to row.
 #[derive(Default)]
 struct Collection {
     dimension: usize,
-    points: HashMap<String, Point>,
+    ids: Vec<String>,
+    vectors: Vec<f32>,
+    payloads: Vec<Map<String, Value>>,
+    rows: HashMap<String, usize>,
+}
+
+impl Collection {
+    fn upsert(&mut self, point: Point) {
+        let vector = unit(point.vector);
+        match self.rows.get(&point.id) {
+            Some(&row) => {
+                let d = self.dimension;
+                self.vectors[row * d..(row + 1) * d].copy_from_slice(&vector);
+                self.payloads[row] = point.payload;
+            }
+            None => {
+                self.rows.insert(point.id.clone(), self.ids.len());
+                self.ids.push(point.id);
+                self.vectors.extend_from_slice(&vector);
+                self.payloads.push(point.payload);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        let Some(row) = self.rows.remove(id) else {
+            return;
+        };
+        let d = self.dimension;
+        let last = self.ids.len() - 1;
+        if row != last {
+            self.vectors.copy_within(last * d..(last + 1) * d, row * d);
+            self.rows.insert(self.ids[last].clone(), row);
+        }
+        self.vectors.truncate(last * d);
+        self.ids.swap_remove(row);
+        self.payloads.swap_remove(row);
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn points(&self) -> impl Iterator<Item = Point> + '_ {
+        let d = self.dimension.max(1);
+        self.ids
+            .iter()
+            .zip(self.vectors.chunks_exact(d))
+            .zip(&self.payloads)
+            .map(|((id, vector), payload)| Point {
+                id: id.clone(),
+                vector: vector.to_vec(),
+                payload: payload.clone(),
+            })
+    }
+}
+
+/// The vector scaled to length 1 (a zero vector stays zero and scores 0 with anything),
+/// so a dot product is the cosine.
+fn unit(mut vector: Vec<f32>) -> Vec<f32> {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+    vector
 }
 
 #[derive(Serialize, Deserialize)]
@@ -36,14 +103,14 @@ struct Inner {
 }
 
 pub struct EmbeddedStore {
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
 }
 
 impl EmbeddedStore {
     /// A store that forgets everything when dropped.
     pub fn in_memory() -> Self {
         Self {
-            inner: Mutex::new(Inner {
+            inner: RwLock::new(Inner {
                 collections: BTreeMap::new(),
                 log: None,
             }),
@@ -72,54 +139,72 @@ impl EmbeddedStore {
                 }
             }
         }
-        // Compact: rewrite the live state, then append from there.
-        let tmp = path.with_extension("jsonl.tmp");
-        {
-            let mut out = BufWriter::new(std::fs::File::create(&tmp).map_err(err)?);
-            for (name, c) in &collections {
-                write_entry(
-                    &mut out,
-                    &LogEntry::Collection {
-                        name: name.clone(),
-                        dimension: c.dimension,
-                    },
-                )
-                .map_err(err)?;
-                for point in c.points.values() {
-                    write_entry(
-                        &mut out,
-                        &LogEntry::Upsert {
-                            collection: name.clone(),
-                            point: point.clone(),
-                        },
-                    )
-                    .map_err(err)?;
-                }
-            }
-            out.flush().map_err(err)?;
-            out.get_ref().sync_all().map_err(err)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(err)?;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(err)?;
+        let log = compact(&path, &collections)?;
         Ok(Self {
-            inner: Mutex::new(Inner {
+            inner: RwLock::new(Inner {
                 collections,
-                log: Some((path, BufWriter::new(file))),
+                log: Some((path, log)),
             }),
         })
     }
 
-    fn with<T>(
+    fn read<T>(&self, f: impl FnOnce(&Inner) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        // A poisoned lock means a panic mid-update; the maps themselves are consistent.
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        f(&inner)
+    }
+
+    fn write<T>(
         &self,
         f: impl FnOnce(&mut Inner) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        // A poisoned lock means a panic mid-update; the map itself is still consistent.
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         f(&mut inner)
     }
+}
+
+/// Rewrites the log at `path` as the live state (to a temporary file, synced, then
+/// renamed over it) and opens it for appending: nothing deleted survives in it.
+fn compact(
+    path: &Path,
+    collections: &BTreeMap<String, Collection>,
+) -> Result<BufWriter<std::fs::File>, StoreError> {
+    let err = |source| StoreError::Log {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("jsonl.tmp");
+    {
+        let mut out = BufWriter::new(std::fs::File::create(&tmp).map_err(err)?);
+        for (name, c) in collections {
+            write_entry(
+                &mut out,
+                &LogEntry::Collection {
+                    name: name.clone(),
+                    dimension: c.dimension,
+                },
+            )
+            .map_err(err)?;
+            for point in c.points() {
+                write_entry(
+                    &mut out,
+                    &LogEntry::Upsert {
+                        collection: name.clone(),
+                        point,
+                    },
+                )
+                .map_err(err)?;
+            }
+        }
+        out.flush().map_err(err)?;
+        out.get_ref().sync_all().map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(err)?;
+    Ok(BufWriter::new(file))
 }
 
 fn write_entry(out: &mut impl Write, entry: &LogEntry) -> std::io::Result<()> {
@@ -133,15 +218,17 @@ fn apply(collections: &mut BTreeMap<String, Collection>, entry: LogEntry) {
             collections.entry(name).or_default().dimension = dimension;
         }
         LogEntry::Upsert { collection, point } => {
-            collections
-                .entry(collection)
-                .or_default()
-                .points
-                .insert(point.id.clone(), point);
+            let c = collections.entry(collection).or_default();
+            if c.dimension == 0 {
+                c.dimension = point.vector.len();
+            }
+            if point.vector.len() == c.dimension {
+                c.upsert(point);
+            }
         }
         LogEntry::Delete { collection, id } => {
             if let Some(c) = collections.get_mut(&collection) {
-                c.points.remove(&id);
+                c.remove(&id);
             }
         }
     }
@@ -172,6 +259,65 @@ impl Inner {
     }
 }
 
+/// Orders candidates best first, ties by id (so results are stable).
+fn best_first(c: &Collection) -> impl Fn(&(f32, usize), &(f32, usize)) -> std::cmp::Ordering {
+    |a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| c.ids[a.1].cmp(&c.ids[b.1]))
+    }
+}
+
+fn search(c: &Collection, collection: &str, query: &Query) -> Result<Vec<Hit>, StoreError> {
+    if query.vector.len() != c.dimension {
+        return Err(StoreError::Dimension {
+            collection: collection.to_owned(),
+            expected: c.dimension,
+            got: query.vector.len(),
+        });
+    }
+    if query.limit == 0 || c.len() == 0 {
+        return Ok(Vec::new());
+    }
+    let vector = unit(query.vector.clone());
+    let mut scores = Vec::new();
+    jobmatch_kernels::dot::dot_rows(&vector, &c.vectors, &mut scores);
+    let mut candidates: Vec<(f32, usize)> = scores
+        .into_iter()
+        .enumerate()
+        .filter(|(_, score)| query.min_score.is_none_or(|min| *score >= min))
+        .map(|(row, score)| (score, row))
+        .collect();
+    // Best first, the filter checked only as far as needed: rounds of a partial sort,
+    // each four times larger, until `limit` candidates pass.
+    let order = best_first(c);
+    let mut hits = Vec::with_capacity(query.limit.min(candidates.len()));
+    let mut rest = &mut candidates[..];
+    let mut take = (query.limit * 2).max(32);
+    while hits.len() < query.limit && !rest.is_empty() {
+        let m = take.min(rest.len());
+        if m < rest.len() {
+            rest.select_nth_unstable_by(m - 1, &order);
+        }
+        let (head, tail) = rest.split_at_mut(m);
+        head.sort_unstable_by(&order);
+        for &(score, row) in head.iter() {
+            if query.filter.accepts(&c.payloads[row]) {
+                hits.push(Hit {
+                    id: c.ids[row].clone(),
+                    score,
+                    payload: c.payloads[row].clone(),
+                });
+                if hits.len() == query.limit {
+                    break;
+                }
+            }
+        }
+        rest = tail;
+        take = take.saturating_mul(4);
+    }
+    Ok(hits)
+}
+
 impl VectorStore for EmbeddedStore {
     async fn ensure_collection(
         &self,
@@ -179,7 +325,7 @@ impl VectorStore for EmbeddedStore {
         dimension: usize,
         _indexed: &[&str],
     ) -> Result<(), StoreError> {
-        self.with(|inner| match inner.collections.get(collection) {
+        self.write(|inner| match inner.collections.get(collection) {
             Some(c) if c.dimension == dimension => Ok(()),
             Some(c) => Err(StoreError::Dimension {
                 collection: collection.to_owned(),
@@ -194,7 +340,7 @@ impl VectorStore for EmbeddedStore {
     }
 
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError> {
-        self.with(|inner| {
+        self.write(|inner| {
             let expected = inner.collection(collection)?.dimension;
             if let Some(bad) = points.iter().find(|p| p.vector.len() != expected) {
                 return Err(StoreError::Dimension {
@@ -216,11 +362,11 @@ impl VectorStore for EmbeddedStore {
     }
 
     async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
-        self.with(|inner| {
+        self.write(|inner| {
             let c = inner.collection(collection)?;
             let entries = ids
                 .iter()
-                .filter(|id| c.points.contains_key(*id))
+                .filter(|id| c.rows.contains_key(*id))
                 .map(|id| LogEntry::Delete {
                     collection: collection.to_owned(),
                     id: id.clone(),
@@ -230,35 +376,27 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    async fn search(&self, collection: &str, query: &Query) -> Result<Vec<Hit>, StoreError> {
-        self.with(|inner| {
-            let c = inner.collection(collection)?;
-            if query.vector.len() != c.dimension {
-                return Err(StoreError::Dimension {
-                    collection: collection.to_owned(),
-                    expected: c.dimension,
-                    got: query.vector.len(),
-                });
+    /// Deletes, then rewrites the log so that the points' vectors and payloads are in no
+    /// file any more (a plain delete appends a tombstone until the next open).
+    async fn erase(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.delete(collection, ids).await?;
+        self.write(|inner| {
+            if let Some((path, out)) = &mut inner.log {
+                *out = compact(path, &inner.collections)?;
             }
-            let mut hits: Vec<Hit> = c
-                .points
-                .values()
-                .filter(|p| query.filter.accepts(&p.payload))
-                .map(|p| (p, cosine(&query.vector, &p.vector)))
-                .filter(|(_, score)| query.min_score.is_none_or(|min| *score >= min))
-                .map(|(p, score)| Hit {
-                    id: p.id.clone(),
-                    score,
-                    payload: p.payload.clone(),
-                })
-                .collect();
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-            hits.truncate(query.limit);
-            Ok(hits)
+            Ok(())
         })
     }
 
+    async fn contains(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
+        self.read(|inner| Ok(inner.collection(collection)?.rows.contains_key(id)))
+    }
+
+    async fn search(&self, collection: &str, query: &Query) -> Result<Vec<Hit>, StoreError> {
+        self.read(|inner| search(inner.collection(collection)?, collection, query))
+    }
+
     async fn count(&self, collection: &str) -> Result<usize, StoreError> {
-        self.with(|inner| Ok(inner.collection(collection)?.points.len()))
+        self.read(|inner| Ok(inner.collection(collection)?.len()))
     }
 }

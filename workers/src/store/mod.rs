@@ -138,6 +138,23 @@ pub trait VectorStore: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Removes points by id and leaves no copy of them behind in the store's own files
+    /// (the candidate pool's erasure); backends whose delete already does that delete.
+    fn erase(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.delete(collection, ids)
+    }
+
+    /// Whether a point with this id is stored.
+    fn contains(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The best matches, highest score first.
     fn search(
         &self,
@@ -182,6 +199,20 @@ impl VectorStore for AnyStore {
         }
     }
 
+    async fn erase(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Embedded(s) => s.erase(collection, ids).await,
+            AnyStore::Qdrant(s) => s.erase(collection, ids).await,
+        }
+    }
+
+    async fn contains(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
+        match self {
+            AnyStore::Embedded(s) => s.contains(collection, id).await,
+            AnyStore::Qdrant(s) => s.contains(collection, id).await,
+        }
+    }
+
     async fn search(&self, collection: &str, query: &Query) -> Result<Vec<Hit>, StoreError> {
         match self {
             AnyStore::Embedded(s) => s.search(collection, query).await,
@@ -194,20 +225,5 @@ impl VectorStore for AnyStore {
             AnyStore::Embedded(s) => s.count(collection).await,
             AnyStore::Qdrant(s) => s.count(collection).await,
         }
-    }
-}
-
-/// Cosine similarity; 0 when either vector is zero.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
     }
 }

@@ -6,8 +6,8 @@
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
     self as q, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, PointStruct, PointsIdsList, QueryPointsBuilder,
-    UpsertPointsBuilder, VectorParamsBuilder,
+    DeletePointsBuilder, Distance, FieldType, GetPointsBuilder, PointStruct, PointsIdsList,
+    QueryPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
 };
 use serde_json::{Map, Value};
 
@@ -134,6 +134,19 @@ impl VectorStore for QdrantStore {
             .await
             .map_err(err)?;
         Ok(())
+    }
+
+    async fn contains(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
+        let response = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(collection, vec![point_id(id)])
+                    .with_payload(false)
+                    .with_vectors(false),
+            )
+            .await
+            .map_err(err)?;
+        Ok(!response.result.is_empty())
     }
 
     async fn search(&self, collection: &str, query: &Query) -> Result<Vec<Hit>, StoreError> {
