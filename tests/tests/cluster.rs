@@ -25,7 +25,9 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const UPGRADE_TAG: &str = "upgrade-test";
 /// Postings in the wave that is on its way while the worker pods are deleted.
 const WAVE: usize = 800;
-const ROLES: [&str; 4] = ["fetcher", "embedder", "matcher", "notifier"];
+const ROLES: [&str; 5] = ["fetcher", "embedder", "matcher", "notifier", "api"];
+/// The API's write token, from the Secret the chart's api mounts.
+const API_TOKEN: &str = "cluster-test-3f0a9c";
 
 fn image(name: &str, tag: &str) -> String {
     format!("docker.io/jobmatch/{name}:{tag}")
@@ -81,6 +83,53 @@ async fn ready_pods(cluster: &Cluster, component: &str) -> Vec<String> {
             (f.len() == 3 && f[1] == "Running" && f[2] == "True").then(|| f[0].to_owned())
         })
         .collect()
+}
+
+/// The api pod, at its pod address (no kube-proxy here), with the token from the
+/// mounted Secret: a search finds the boards' jobs, ranked; no token is refused.
+async fn api_answers_in_the_cluster(cluster: &Cluster) {
+    let ip = jsonpath(
+        cluster,
+        &["get", "pods", "-l", "app.kubernetes.io/component=api"],
+        "{.items[0].status.podIP}",
+    )
+    .await;
+    assert!(!ip.is_empty(), "the api pod has no address");
+    jobmatch_workers::tls::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let url = format!("http://{ip}:9090/job/search");
+    let body = serde_json::json!({
+        "text": "Backend engineer with 6 years of Rust, Tokio and Kubernetes",
+        "criteria": {"minScore": 0.2},
+        "limit": 5,
+    });
+    let refused = client.post(&url).json(&body).send().await.expect("api pod");
+    assert_eq!(refused.status(), 401, "no token");
+    let answer: serde_json::Value =
+        wait_for("the api pod to search", Duration::from_secs(60), || {
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            async move {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(API_TOKEN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .ok()?;
+                if r.status() != 200 {
+                    return None;
+                }
+                r.json().await.ok()
+            }
+        })
+        .await;
+    let hits = answer["hits"].as_array().cloned().unwrap_or_default();
+    assert_eq!(hits.len(), 5, "{answer}");
+    let first = hits[0]["posting"]["title"].as_str().unwrap_or_default();
+    assert!(
+        first.contains("Rust") || first.contains("Backend"),
+        "{answer}"
+    );
 }
 
 /// Deletes a component's pod and waits for its replacement to be Ready: how long.
@@ -353,6 +402,16 @@ async fn the_pipeline_runs_in_a_real_cluster() {
         ])
         .await;
     assert!(ok, "SMTP secret: {err}");
+    let (ok, _, err) = cluster
+        .kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            "jobmatch-api-tokens",
+            &format!("--from-literal=tokens={API_TOKEN} write"),
+        ])
+        .await;
+    assert!(ok, "API tokens secret: {err}");
 
     let crds = repo_root().join("crds");
     cluster
@@ -371,6 +430,7 @@ operator:
     - {{name: KUBERNETES_SERVICE_HOST, value: "{host}"}}
     - {{name: KUBERNETES_SERVICE_PORT, value: "{port}"}}
 nats: {{url: "{nats}"}}
+api: {{replicas: 1}}
 # Two cores for everything: small requests, so that rolling updates fit on the node.
 workers:
   resources:
@@ -378,6 +438,7 @@ workers:
     embedder: {{requests: {{cpu: 100m, memory: 128Mi}}, limits: {{memory: 2Gi}}}}
     matcher: {{requests: {{cpu: 20m, memory: 32Mi}}, limits: {{memory: 1Gi}}}}
     notifier: {{requests: {{cpu: 20m, memory: 32Mi}}, limits: {{memory: 512Mi}}}}
+    api: {{requests: {{cpu: 20m, memory: 32Mi}}, limits: {{memory: 256Mi}}}}
 "#,
             operator = image("operator", VERSION),
             worker = image("worker", VERSION),
@@ -449,6 +510,7 @@ workers:
     )
     .await;
     assert_eq!(claim, "Bound jobmatch-test-matcher", "the matcher's claim");
+    api_answers_in_the_cluster(&cluster).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_exactly_once(&s, false);
     // Status from the workers' reports, in kubectl get's columns.
@@ -623,7 +685,9 @@ workers:
         ])
         .await;
     assert!(ok, "helm upgrade: {err}");
-    for deployment in ["operator", "fetcher", "embedder", "matcher", "notifier"] {
+    for deployment in [
+        "operator", "fetcher", "embedder", "matcher", "notifier", "api",
+    ] {
         let name = format!("jobmatch-{deployment}");
         wait_for(
             &format!("{name} to name the new image"),
@@ -681,7 +745,13 @@ workers:
         .await;
     assert!(ok, "deleting the resources after uninstall: {out}{err}");
     cluster
-        .kubectl_ok(&["delete", "secret", "slack", "jobmatch-smtp"])
+        .kubectl_ok(&[
+            "delete",
+            "secret",
+            "slack",
+            "jobmatch-smtp",
+            "jobmatch-api-tokens",
+        ])
         .await;
     wait_for(
         "nothing of jobmatch left",

@@ -200,7 +200,7 @@ async fn operator_reconciles_on_a_real_api_server() {
     assert!(ok, "{err}");
 
     // The fleet appears, owned by the operator's Deployment.
-    for role in ["fetcher", "embedder", "matcher", "notifier"] {
+    for role in ["fetcher", "embedder", "matcher", "notifier", "api"] {
         wait_jsonpath(
             &cluster,
             &format!("{role} deployment"),
