@@ -96,6 +96,8 @@ pub enum ErrorKind {
     Upstream,
     /// Not ready, or a dependency is down (503).
     Unavailable,
+    /// The serving role did not answer in time (504).
+    TimedOut,
     /// A failure on the serving side (500).
     Internal,
 }

@@ -357,29 +357,25 @@ async fn limits_answer_413_422_and_503(api: &Api) {
         422,
     )
     .await;
-    // A flood: at most 4 requests are served at once, the rest are shed with 503.
+    // A flood: at most 4 requests are served at once, the rest are shed with 503. Each
+    // request is short work (well under a second here), so the ones served finish far
+    // inside every timeout even on a loaded machine, yet all 24 arrive while the first
+    // four are still being embedded.
     let texts: Vec<String> = (0..40)
-        .map(|i| format!("flood text number {i} {}", "word ".repeat(150)))
+        .map(|i| format!("flood text number {i} {}", "word ".repeat(20)))
         .collect();
     let flood =
         (0..24).map(|_| api.post("/api/batch-embed", READ, json!({"texts": texts.clone()})));
     let answers = futures::future::join_all(flood).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
     let shed: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 503).collect();
-    let served = answers
-        .iter()
-        .filter(|(s, _, _)| *s == 200 || *s == 429)
-        .count();
+    assert!(!shed.is_empty(), "no request shed: {statuses:?}");
+    assert!(statuses.contains(&200), "nothing served: {statuses:?}");
+    // Besides served and shed, only the embedder's own "busy" (429) or, on a very loaded
+    // machine, a timeout (504) may come back.
     assert!(
-        !shed.is_empty(),
-        "no request shed: {:?}",
-        answers.iter().map(|a| a.0).collect::<Vec<_>>()
-    );
-    assert!(served >= 1, "nothing served");
-    assert_eq!(
-        shed.len() + served,
-        answers.len(),
-        "{:?}",
-        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+        statuses.iter().all(|s| [200, 429, 503, 504].contains(s)),
+        "{statuses:?}"
     );
     for (_, headers, body) in shed {
         assert_eq!(
@@ -387,7 +383,7 @@ async fn limits_answer_413_422_and_503(api: &Api) {
             Some(&b"1"[..]),
             "{body}"
         );
-        assert_eq!(body["error_type"], "Overloaded");
+        assert_eq!(body["error_type"], "Overloaded", "{body}");
     }
 }
 
@@ -759,6 +755,21 @@ async fn resumes_are_kept_searched_and_erased(api: &Api) {
         200,
     )
     .await;
+    let pastry = ids_of(
+        &api.expect(
+            "/resume/search",
+            READ,
+            json!({"text": "Pastry cook for cakes and croissants", "minScore": 0.0}),
+            200,
+        )
+        .await,
+        "resume",
+    );
+    assert_eq!(
+        pastry.first().map(String::as_str),
+        Some("r-nurse"),
+        "{pastry:?}"
+    );
     // Delete erases: gone from searches and from the store's files.
     api.expect("/resume/delete", WRITE, json!({"id": "r-rust"}), 200)
         .await;

@@ -93,9 +93,10 @@ where
     Ok(())
 }
 
-/// Asks `subject` and waits up to `timeout` for the answer. No replica serving it, a
-/// timeout or a lost connection are `Unavailable`; the server's own errors come back as
-/// it sent them.
+/// Asks `subject` and waits up to `timeout` for the answer (the request carries its own
+/// timeout: the client's default of 10 s would cut longer ones short). No replica serving
+/// it or a lost connection are `Unavailable`, no answer in time `TimedOut`; the server's
+/// own errors come back as it sent them.
 pub async fn call<Req, Resp>(
     client: &async_nats::Client,
     subject: &'static str,
@@ -109,30 +110,28 @@ where
     let role = jobmatch_core::rpc::server_of(subject).map_or("server", Role::name);
     let body = serde_json::to_vec(request)
         .map_err(|e| RpcError::new(ErrorKind::Internal, format!("encoding a request: {e}")))?;
-    let answer = tokio::time::timeout(timeout, client.request(subject, body.into()))
-        .await
-        .map_err(|_| {
-            RpcError::new(
-                ErrorKind::Unavailable,
+    let request = async_nats::Request::new()
+        .payload(body.into())
+        .timeout(Some(timeout));
+    let answer = client.send_request(subject, request).await.map_err(|e| {
+        let (kind, message) = match e.kind() {
+            RequestErrorKind::NoResponders => {
+                (ErrorKind::Unavailable, format!("no {role} is running"))
+            }
+            RequestErrorKind::TimedOut => (
+                ErrorKind::TimedOut,
                 format!("no {role} answered within {}s", timeout.as_secs_f32()),
-            )
-        })?
-        .map_err(|e| {
-            let message = match e.kind() {
-                RequestErrorKind::NoResponders => format!("no {role} is running"),
-                RequestErrorKind::TimedOut => format!("no {role} answered in time"),
-                RequestErrorKind::MaxPayloadExceeded => {
-                    return RpcError::new(
-                        ErrorKind::TooLarge,
-                        format!("the request is over NATS's payload limit: {e}"),
-                    );
-                }
-                RequestErrorKind::InvalidSubject | RequestErrorKind::Other => {
-                    format!("asking the {role}s: {e}")
-                }
-            };
-            RpcError::new(ErrorKind::Unavailable, message)
-        })?;
+            ),
+            RequestErrorKind::MaxPayloadExceeded => (
+                ErrorKind::TooLarge,
+                format!("the request is over NATS's payload limit: {e}"),
+            ),
+            RequestErrorKind::InvalidSubject | RequestErrorKind::Other => {
+                (ErrorKind::Unavailable, format!("asking the {role}s: {e}"))
+            }
+        };
+        RpcError::new(kind, message)
+    })?;
     serde_json::from_slice::<Reply<Resp>>(&answer.payload)
         .map_err(|e| {
             RpcError::new(

@@ -283,6 +283,7 @@ impl From<RpcError> for ApiError {
             ErrorKind::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "Overloaded"),
             ErrorKind::Upstream => (StatusCode::BAD_GATEWAY, "Upstream"),
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+            ErrorKind::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "Timeout"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Backend"),
         };
         Self::new(status, error_type, e.message)
@@ -413,6 +414,18 @@ mod tests {
             .header("content-type", "application/json")
             .body(body.into())
             .expect("request")
+    }
+
+    #[test]
+    fn a_role_that_does_not_answer_in_time_is_a_gateway_timeout_not_retry_now() {
+        use jobmatch_core::rpc::{ErrorKind, RpcError};
+        let late = ApiError::from(RpcError::new(ErrorKind::TimedOut, "no embedder answered"));
+        assert_eq!(late.status(), StatusCode::GATEWAY_TIMEOUT);
+        let down = ApiError::from(RpcError::new(
+            ErrorKind::Unavailable,
+            "no embedder is running",
+        ));
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]
