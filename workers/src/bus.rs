@@ -240,23 +240,35 @@ impl Handled {
     }
 }
 
-/// Runs `work` on `message`, telling the server it is in progress every third of the
-/// consumer's ack wait, so a live handler's message is never redelivered to another
-/// replica meanwhile; only a dead one's is.
+/// How often a held message is reported in progress: a third of the consumer's ack wait.
+fn progress_every(spec: &m::ConsumerSpec) -> Duration {
+    Duration::from_secs((spec.ack_wait_secs / 3).max(1))
+}
+
+/// Tells the server that `message` is being worked on, restarting its ack wait.
+async fn report_progress(message: &jetstream::Message) {
+    if let Err(e) = message.ack_with(jetstream::AckKind::Progress).await {
+        tracing::debug!(error = %e, "progress ack failed");
+    }
+}
+
+/// Runs `work` on `messages`, telling the server they are in progress every third of the
+/// consumer's ack wait, so a live handler's messages are never redelivered to another
+/// replica meanwhile, however long the work takes; only a dead one's are.
 pub async fn with_progress<T>(
-    message: &jetstream::Message,
+    messages: &[jetstream::Message],
     spec: &m::ConsumerSpec,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    let every = Duration::from_secs((spec.ack_wait_secs / 3).max(1));
+    let every = progress_every(spec);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut work = std::pin::pin!(work);
     loop {
         tokio::select! {
             done = &mut work => return done,
             _ = tick.tick() => {
-                if let Err(e) = message.ack_with(jetstream::AckKind::Progress).await {
-                    tracing::debug!(error = %e, "progress ack failed");
+                for message in messages {
+                    report_progress(message).await;
                 }
             }
         }
@@ -395,11 +407,24 @@ async fn settle_with(
         .map(|()| Settled::DeadLettered)
 }
 
+/// Most messages one replica of a stage holds at once, delivered and not yet settled.
+/// Every one of them is kept in progress while it waits (so a backlog of any size is
+/// never redelivered while its first delivery is queued here, however slow the handler),
+/// and they are few, so the other replicas get their share of a backlog.
+pub const HELD_MESSAGES: usize = 16;
+/// How long one pull request waits for messages before the next is sent.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
 /// Reads a durable consumer until `cancel` fires, one message at a time: decodes it as
 /// JSON `T` and hands it to `handle`, then settles it as the handler says (acknowledged,
 /// redelivered later, or dead-lettered). A message that does not decode is dead-lettered
-/// at once. Cancellation is checked between messages, never inside one, so no
-/// acknowledgement is lost.
+/// at once.
+///
+/// Messages are pulled a few at a time ([`HELD_MESSAGES`], a pull only when there is room
+/// and the previous one is over) and read from the server as soon as they arrive, so
+/// every delivered message is in hand and reported in progress until it is settled.
+/// Cancellation is checked between messages, never inside one, so no acknowledgement is
+/// lost; the messages still held are handed back at once for another replica to take.
 pub async fn consume<T, F, Fut>(
     bus: &Bus,
     spec: m::ConsumerSpec,
@@ -413,30 +438,83 @@ where
     Fut: std::future::Future<Output = Handled>,
 {
     use futures::StreamExt;
+    use futures::future::Either;
+    use std::collections::VecDeque;
     let consumer = bus.consumer(spec).await?;
     let name = spec.name;
-    let mut messages = consumer.messages().await?;
+    let every = progress_every(&spec);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut held: VecDeque<jetstream::Message> = VecDeque::new();
+    let mut pull: Option<consumer::pull::Batch> = None;
+    // The message being handled, and its handler's future.
+    let mut current: Option<jetstream::Message> = None;
+    let mut work = None;
     loop {
-        let message = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            next = messages.next() => match next {
-                Some(Ok(message)) => message,
-                Some(Err(e)) => {
-                    tracing::warn!(consumer = %name, error = %e, "consumer error");
-                    continue;
+        if current.is_none()
+            && let Some(message) = held.pop_front()
+        {
+            let handling = match serde_json::from_slice::<T>(&message.payload) {
+                Ok(item) => Either::Left(handle(item)),
+                Err(e) => Either::Right(std::future::ready(Handled::Failed {
+                    reason: format!("undecodable: {e}"),
+                })),
+            };
+            work = Some(Box::pin(handling));
+            current = Some(message);
+        }
+        let room = HELD_MESSAGES.saturating_sub(held.len() + usize::from(current.is_some()));
+        if pull.is_none() && room > 0 && !cancel.is_cancelled() {
+            let request = consumer
+                .batch()
+                .max_messages(room)
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await;
+            match request {
+                Ok(batch) => pull = Some(batch),
+                Err(e) => {
+                    tracing::warn!(consumer = %name, error = %e, "pulling messages failed");
+                    if current.is_none() {
+                        tokio::select! {
+                            _ = cancel.cancelled() => {}
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                        continue;
+                    }
                 }
-                None => anyhow::bail!("consumer {name} ended"),
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled(), if current.is_none() => break,
+            next = async { pull.as_mut().map(|p| p.next()).expect("guarded").await }, if pull.is_some() => match next {
+                Some(Ok(message)) => held.push_back(message),
+                Some(Err(e)) => tracing::warn!(consumer = %name, error = %e, "consumer error"),
+                None => pull = None,
             },
-        };
-        let handled = match serde_json::from_slice::<T>(&message.payload) {
-            Ok(item) => with_progress(&message, &spec, handle(item)).await,
-            Err(e) => Handled::Failed {
-                reason: format!("undecodable: {e}"),
+            handled = async { work.as_mut().expect("guarded").await }, if work.is_some() => {
+                work = None;
+                if let Some(message) = current.take() {
+                    // Unsettled (NATS away), the message comes back after the ack wait.
+                    if let Err(e) = settle(bus, &spec, metrics, &message, handled).await {
+                        tracing::warn!(consumer = %name, error = %e, "settling a message failed; it will be redelivered");
+                    }
+                }
             },
-        };
-        // Unsettled (NATS away), the message comes back after the ack wait.
-        if let Err(e) = settle(bus, &spec, metrics, &message, handled).await {
-            tracing::warn!(consumer = %name, error = %e, "settling a message failed; it will be redelivered");
+            _ = tick.tick() => {
+                if let Some(message) = &current {
+                    report_progress(message).await;
+                }
+                for message in &held {
+                    report_progress(message).await;
+                }
+            }
         }
     }
+    for message in held {
+        if let Err(e) = message.ack_with(jetstream::AckKind::Nak(None)).await {
+            tracing::debug!(consumer = %name, error = %e, "handing a message back failed; it comes back after the ack wait");
+        }
+    }
+    Ok(())
 }

@@ -183,7 +183,10 @@ async fn embed_postings(
         return Ok(());
     }
     let texts = postings.iter().map(Posting::embedding_text).collect();
-    let vectors = match embed_texts(batcher, texts).await {
+    // A busy embedder (the API shares its queue) may take a while: the batch stays in
+    // progress on the server meanwhile, so none of it is redelivered to another embedder.
+    let embedded = crate::bus::with_progress(&accepted, &spec, embed_texts(batcher, texts)).await;
+    let vectors = match embedded {
         Ok(vectors) => vectors,
         Err(e) => {
             warn!(error = %e, count = accepted.len(), "embedding failed; postings will be redelivered");

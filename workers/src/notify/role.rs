@@ -314,7 +314,12 @@ async fn lane(
             Ok(found) => {
                 let delivered = crate::bus::deliveries(&message);
                 let work = notifier.handle_delivery(&found, delivered, &settings);
-                crate::bus::with_progress(&message, &m::NOTIFIER_CONSUMER, work).await
+                crate::bus::with_progress(
+                    std::slice::from_ref(&message),
+                    &m::NOTIFIER_CONSUMER,
+                    work,
+                )
+                .await
             }
             Err(e) => Handled::Failed {
                 reason: format!("undecodable: {e}"),
