@@ -20,8 +20,9 @@ pub const SUBSCRIPTIONS_COLLECTION: &str = "jobmatch_subscriptions";
 /// The candidate pool the API keeps (`/resume/*`), apart from the subscriptions.
 pub const RESUMES_COLLECTION: &str = "jobmatch_resumes";
 const PROFILE_FIELD: &str = "profile";
-/// Most subscriptions one new job is checked against.
-const MAX_SUBSCRIPTIONS_PER_JOB: usize = 100_000;
+/// Matches published and not yet acknowledged by the stream, at most: their
+/// acknowledgements come back pipelined instead of one round trip each.
+const MATCHES_IN_FLIGHT: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
@@ -137,6 +138,16 @@ impl Matcher {
                 }],
             )
             .await?;
+        // Every subscription is a candidate (each has its own threshold): no cap that
+        // would drop the matches of the least similar ones.
+        let subscriptions = match self.store.count(SUBSCRIPTIONS_COLLECTION).await {
+            Ok(count) => count,
+            Err(StoreError::NoCollection(_)) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if subscriptions == 0 {
+            return Ok(0);
+        }
         let hits = self
             .store
             .search(
@@ -144,12 +155,12 @@ impl Matcher {
                 &Query {
                     vector,
                     filter: Default::default(),
-                    limit: MAX_SUBSCRIPTIONS_PER_JOB,
+                    limit: subscriptions,
                     min_score: None,
                 },
             )
             .await?;
-        let mut found = 0;
+        let mut matches = Vec::new();
         for hit in hits {
             let Some(profile) = hit
                 .payload
@@ -160,21 +171,17 @@ impl Matcher {
                 continue;
             };
             match evaluate(&profile.criteria, &posting, hit.score) {
-                Ok(explanation) => {
-                    self.publish(MatchFound {
-                        subscription: profile.name,
-                        posting: posting.clone(),
-                        explanation,
-                    })
-                    .await?;
-                    found += 1;
-                }
+                Ok(explanation) => matches.push(MatchFound {
+                    subscription: profile.name,
+                    posting: posting.clone(),
+                    explanation,
+                }),
                 Err(why) => {
                     debug!(subscription = %profile.name, posting = %posting.id, ?why, "no match")
                 }
             }
         }
-        Ok(found)
+        self.publish_all(matches).await
     }
 
     async fn subscription(
@@ -219,9 +226,9 @@ impl Matcher {
                 },
             )
             .await?;
-        let mut found = 0;
+        let mut matches = Vec::new();
         for hit in hits {
-            if found >= c.top_k {
+            if matches.len() >= c.top_k {
                 break;
             }
             let Some(posting) = hit
@@ -233,15 +240,14 @@ impl Matcher {
                 continue;
             };
             if let Ok(explanation) = evaluate(c, &posting, hit.score) {
-                self.publish(MatchFound {
+                matches.push(MatchFound {
                     subscription: profile.name.clone(),
                     posting,
                     explanation,
-                })
-                .await?;
-                found += 1;
+                });
             }
         }
+        let found = self.publish_all(matches).await?;
         info!(subscription = %profile.name, matches = found, "backfilled subscription");
         self.versions
             .subscription_backfilled(&profile.name, &digest)
@@ -249,30 +255,53 @@ impl Matcher {
         Ok(found)
     }
 
-    async fn publish(&self, found: MatchFound) -> Result<(), MatchError> {
+    /// Publishes `matches` in order, without waiting for each one's acknowledgement
+    /// before sending the next (at most [`MATCHES_IN_FLIGHT`] unacknowledged); returns
+    /// once every one is acknowledged, so the vector that found them is acked only then.
+    async fn publish_all(&self, matches: Vec<MatchFound>) -> Result<usize, MatchError> {
         let err = |e: &dyn std::fmt::Display| MatchError::Publish(e.to_string());
-        let payload = serde_json::to_vec(&found).map_err(|e| err(&e))?;
-        let id = m::message_id::match_found(
-            &found.subscription,
-            &found.posting.id,
-            &found.posting.content_hash(),
-        );
-        info!(subscription = %found.subscription, posting = %found.posting.id, score = found.explanation.score, "match");
-        let ack = self
-            .bus
-            .js
-            .send_publish(
-                m::matches_subject(&found.subscription),
-                Publish::build().message_id(id).payload(payload.into()),
-            )
-            .await
-            .map_err(|e| err(&e))?
-            .await
-            .map_err(|e| err(&e))?;
+        let count = matches.len();
+        let mut in_flight = std::collections::VecDeque::with_capacity(MATCHES_IN_FLIGHT);
+        for found in matches {
+            if in_flight.len() >= MATCHES_IN_FLIGHT
+                && let Some((subscription, ack)) = in_flight.pop_front()
+            {
+                self.acknowledged(subscription, ack).await?;
+            }
+            let payload = serde_json::to_vec(&found).map_err(|e| err(&e))?;
+            let id = m::message_id::match_found(
+                &found.subscription,
+                &found.posting.id,
+                &found.posting.content_hash(),
+            );
+            info!(subscription = %found.subscription, posting = %found.posting.id, score = found.explanation.score, "match");
+            let ack = self
+                .bus
+                .js
+                .send_publish(
+                    m::matches_subject(&found.subscription),
+                    Publish::build().message_id(id).payload(payload.into()),
+                )
+                .await
+                .map_err(|e| err(&e))?;
+            in_flight.push_back((found.subscription, ack));
+        }
+        for (subscription, ack) in in_flight {
+            self.acknowledged(subscription, ack).await?;
+        }
+        Ok(count)
+    }
+
+    async fn acknowledged(
+        &self,
+        subscription: String,
+        ack: async_nats::jetstream::context::PublishAckFuture,
+    ) -> Result<(), MatchError> {
+        let ack = ack.await.map_err(|e| MatchError::Publish(e.to_string()))?;
         self.metrics.matches_found.inc();
         // A redelivered vector republishes its matches: count each once.
         if !ack.duplicate {
-            self.bus.reports.matched(&found.subscription);
+            self.bus.reports.matched(&subscription);
         }
         Ok(())
     }
