@@ -21,6 +21,7 @@ fn query(vector: [f32; 3], filter: Filter, limit: usize, min_score: Option<f32>)
         filter,
         limit,
         min_score,
+        own_threshold: None,
     }
 }
 
@@ -73,6 +74,55 @@ async fn contract(store: &impl VectorStore, c: &str) {
         .await
         .expect("search");
     assert_eq!(ids(&hits), ["greenhouse:a:1", "greenhouse:a:2"]);
+
+    // Each point's own threshold: b:3 (score 0.0) and a:2 (0.8) ask for more than they
+    // score, a:1 (1.0) for less; b:4 has none.
+    store
+        .upsert(
+            c,
+            vec![
+                Point {
+                    payload: json!({"city": "berlin", "least": 0.5})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    ..point("greenhouse:a:1", [1.0, 0.0, 0.0], "berlin", false)
+                },
+                Point {
+                    payload: json!({"city": "paris", "least": 0.81})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    ..point("greenhouse:a:2", [0.8, 0.6, 0.0], "paris", true)
+                },
+                Point {
+                    payload: json!({"city": "berlin", "least": 0.1})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    ..point("lever:b:3", [0.0, 1.0, 0.0], "berlin", true)
+                },
+            ],
+        )
+        .await
+        .expect("upsert");
+    let own = Query {
+        own_threshold: Some("least"),
+        ..query([1.0, 0.0, 0.0], Filter::default(), 10, None)
+    };
+    let hits = store.search(c, &own).await.expect("search");
+    assert_eq!(ids(&hits), ["greenhouse:a:1", "lever:b:4"]);
+    store
+        .upsert(
+            c,
+            vec![
+                point("greenhouse:a:1", [1.0, 0.0, 0.0], "berlin", false),
+                point("greenhouse:a:2", [0.8, 0.6, 0.0], "paris", true),
+                point("lever:b:3", [0.0, 1.0, 0.0], "berlin", true),
+            ],
+        )
+        .await
+        .expect("upsert");
 
     // must, should, must_not, any-of, and array fields.
     let berlin = Filter {

@@ -20,6 +20,9 @@ pub const SUBSCRIPTIONS_COLLECTION: &str = "jobmatch_subscriptions";
 /// The candidate pool the API keeps (`/resume/*`), apart from the subscriptions.
 pub const RESUMES_COLLECTION: &str = "jobmatch_resumes";
 const PROFILE_FIELD: &str = "profile";
+/// A subscription's `minScore`, beside its profile: the store's per-point threshold, so a
+/// new job's search returns only the subscriptions it scores enough for.
+const MIN_SCORE_FIELD: &str = "minScore";
 /// Matches published and not yet acknowledged by the stream, at most: their
 /// acknowledgements come back pipelined instead of one round trip each.
 const MATCHES_IN_FLIGHT: usize = 256;
@@ -138,8 +141,9 @@ impl Matcher {
                 }],
             )
             .await?;
-        // Every subscription is a candidate (each has its own threshold): no cap that
-        // would drop the matches of the least similar ones.
+        // Every subscription is a candidate, no cap that would drop the least similar
+        // ones' matches; the store returns those scoring at least their own `minScore`
+        // (`evaluate` still decides, and the threshold is the one it checks).
         let subscriptions = match self.store.count(SUBSCRIPTIONS_COLLECTION).await {
             Ok(count) => count,
             Err(StoreError::NoCollection(_)) => 0,
@@ -157,6 +161,7 @@ impl Matcher {
                     filter: Default::default(),
                     limit: subscriptions,
                     min_score: None,
+                    own_threshold: Some(MIN_SCORE_FIELD),
                 },
             )
             .await?;
@@ -192,6 +197,7 @@ impl Matcher {
     ) -> Result<usize, MatchError> {
         let mut payload = serde_json::Map::new();
         payload.insert(PROFILE_FIELD.into(), json!(profile));
+        payload.insert(MIN_SCORE_FIELD.into(), json!(profile.criteria.min_score));
         self.store
             .upsert(
                 SUBSCRIPTIONS_COLLECTION,
@@ -223,6 +229,7 @@ impl Matcher {
                     filter: prefilter(c),
                     limit: (c.top_k * 10).max(200),
                     min_score: Some(c.min_score),
+                    own_threshold: None,
                 },
             )
             .await?;
@@ -262,6 +269,8 @@ impl Matcher {
         let err = |e: &dyn std::fmt::Display| MatchError::Publish(e.to_string());
         let count = matches.len();
         let mut in_flight = std::collections::VecDeque::with_capacity(MATCHES_IN_FLIGHT);
+        // A job's matches share its posting: its content hash is computed once.
+        let mut hashed: Option<(String, String)> = None;
         for found in matches {
             if in_flight.len() >= MATCHES_IN_FLIGHT
                 && let Some((subscription, ack)) = in_flight.pop_front()
@@ -269,11 +278,15 @@ impl Matcher {
                 self.acknowledged(subscription, ack).await?;
             }
             let payload = serde_json::to_vec(&found).map_err(|e| err(&e))?;
-            let id = m::message_id::match_found(
-                &found.subscription,
-                &found.posting.id,
-                &found.posting.content_hash(),
-            );
+            let hash = match &hashed {
+                Some((posting, hash)) if *posting == found.posting.id => hash.clone(),
+                _ => {
+                    let hash = found.posting.content_hash();
+                    hashed = Some((found.posting.id.clone(), hash.clone()));
+                    hash
+                }
+            };
+            let id = m::message_id::match_found(&found.subscription, &found.posting.id, &hash);
             info!(subscription = %found.subscription, posting = %found.posting.id, score = found.explanation.score, "match");
             let ack = self
                 .bus

@@ -114,6 +114,7 @@ impl Matcher {
                     filter: prefilter(&criteria),
                     limit: 0,
                     min_score: Some(criteria.min_score),
+                    own_threshold: None,
                 };
                 let found = search_until(
                     self.store(),
@@ -147,6 +148,7 @@ impl Matcher {
                     filter: Default::default(),
                     limit: 0,
                     min_score: Some(min_score),
+                    own_threshold: None,
                 };
                 let found = search_until(
                     self.store(),

@@ -284,7 +284,7 @@ fn search(c: &Collection, collection: &str, query: &Query) -> Result<Vec<Hit>, S
     let mut candidates: Vec<(f32, usize)> = scores
         .into_iter()
         .enumerate()
-        .filter(|(_, score)| query.min_score.is_none_or(|min| *score >= min))
+        .filter(|&(row, score)| query.scores_enough(score, &c.payloads[row]))
         .map(|(row, score)| (score, row))
         .collect();
     // Best first, the filter checked only as far as needed: rounds of a partial sort,

@@ -112,6 +112,23 @@ pub struct Query {
     pub limit: usize,
     /// Only hits scoring at least this.
     pub min_score: Option<f32>,
+    /// A payload field holding each point's own lowest score (a number): a point scoring
+    /// below its own is no hit; a point without the field has none. The matcher stores
+    /// each subscription's `minScore` there, so a new job's search returns only the
+    /// subscriptions whose threshold it passes, not every subscription.
+    pub own_threshold: Option<&'static str>,
+}
+
+impl Query {
+    /// Whether a point scoring `score` with `payload` passes both thresholds.
+    pub fn scores_enough(&self, score: f32, payload: &Map<String, Value>) -> bool {
+        self.min_score.is_none_or(|min| score >= min)
+            && self
+                .own_threshold
+                .and_then(|field| payload.get(field)?.as_f64())
+                // Stored from an f32, so back to the same f32: compared as `evaluate` does.
+                .is_none_or(|own| score >= own as f32)
+    }
 }
 
 /// What every vector store backend does.

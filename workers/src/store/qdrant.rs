@@ -161,6 +161,8 @@ impl VectorStore for QdrantStore {
             request = request.score_threshold(min);
         }
         let response = self.client.query(request).await.map_err(err)?;
+        // Qdrant has no per-point threshold: applied to what it answers (exact when the
+        // limit covers every candidate, as the matcher's job search asks).
         Ok(response
             .result
             .into_iter()
@@ -177,6 +179,7 @@ impl VectorStore for QdrantStore {
                     payload,
                 }
             })
+            .filter(|hit| query.scores_enough(hit.score, &hit.payload))
             .collect())
     }
 
