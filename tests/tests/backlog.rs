@@ -1,7 +1,8 @@
 //! A backlog against a real NATS server: a stage whose handler is slow (each message
 //! takes a fifteenth of the ack wait, the whole backlog several ack waits) drains it with
 //! two replicas, every message handled exactly once and none redelivered, because what a
-//! replica has pulled is few and kept in progress until settled.
+//! replica has pulled is few and kept in progress until settled. And a replica stopped
+//! mid-backlog hands what it holds back at once, for another to take.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,4 +94,84 @@ async fn a_slow_stage_drains_a_backlog_without_redeliveries() {
     assert_eq!(info.num_redelivered, 0, "{info:?}");
     assert_eq!(info.num_ack_pending, 0, "{info:?}");
     assert_eq!(info.num_pending, 0, "{info:?}");
+}
+
+/// A replica stopped mid-backlog finishes the message in hand, starts no other, and hands
+/// back what it holds at once: another replica takes it without waiting out the ack wait.
+#[tokio::test]
+async fn a_stopped_replica_hands_back_what_it_holds() {
+    const PATIENT: ConsumerSpec = ConsumerSpec {
+        name: "patient-stage",
+        ack_wait_secs: 60,
+        ..SLOW
+    };
+    const HELD_BACKLOG: usize = 12;
+    let nats = Nats::start().await;
+    let bus = Bus::connect(&nats.url).await.expect("bus");
+    for i in 0..HELD_BACKLOG {
+        bus.js
+            .publish(
+                m::VECTORS_JOB_SUBJECT,
+                serde_json::to_vec(&i).expect("json").into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    let handled = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let metrics = Arc::new(Metrics::default());
+    let replica = |cancel: CancellationToken, work: Duration| {
+        let (bus, handled, metrics) = (bus.clone(), handled.clone(), metrics.clone());
+        tokio::spawn(async move {
+            consume(&bus, PATIENT, &metrics, &cancel, |i: usize| {
+                let handled = handled.clone();
+                async move {
+                    tokio::time::sleep(work).await;
+                    handled.lock().expect("lock").push(i);
+                    Handled::Done
+                }
+            })
+            .await
+        })
+    };
+    let first = CancellationToken::new();
+    let stopping = replica(first.clone(), Duration::from_secs(1));
+    // It has pulled the backlog and is inside its first message.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.cancel();
+    // The message in hand and the end of the pull in flight (it expires 5 s after it was
+    // sent): the other eleven, a second each, would take 11 s more.
+    tokio::time::timeout(Duration::from_secs(8), stopping)
+        .await
+        .expect("stops after the message in hand")
+        .expect("joins")
+        .expect("consumes until cancelled");
+    assert_eq!(
+        handled.lock().expect("lock").len(),
+        1,
+        "only the message in hand is finished"
+    );
+    // Another replica takes the rest well inside the ack wait (held back, they would
+    // come again only after it).
+    let second = CancellationToken::new();
+    let draining = replica(second.clone(), Duration::from_millis(10));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while handled.lock().expect("lock").len() < HELD_BACKLOG
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.cancel();
+    draining
+        .await
+        .expect("joins")
+        .expect("consumes until cancelled");
+    let mut seen = handled.lock().expect("lock").clone();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..HELD_BACKLOG).collect::<Vec<_>>(),
+        "each message handled once"
+    );
 }

@@ -424,7 +424,8 @@ const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// and the previous one is over) and read from the server as soon as they arrive, so
 /// every delivered message is in hand and reported in progress until it is settled.
 /// Cancellation is checked between messages, never inside one, so no acknowledgement is
-/// lost; the messages still held are handed back at once for another replica to take.
+/// lost; no new one is started after it, and once the pull in flight is over (at most
+/// [`PULL_EXPIRES`]) the messages still held are handed back for another replica to take.
 pub async fn consume<T, F, Fut>(
     bus: &Bus,
     spec: m::ConsumerSpec,
@@ -451,7 +452,9 @@ where
     let mut current: Option<jetstream::Message> = None;
     let mut work = None;
     loop {
+        // After `cancel`, no new message is started: those held are handed back below.
         if current.is_none()
+            && !cancel.is_cancelled()
             && let Some(message) = held.pop_front()
         {
             let handling = match serde_json::from_slice::<T>(&message.payload) {
@@ -486,7 +489,10 @@ where
             }
         }
         tokio::select! {
-            _ = cancel.cancelled(), if current.is_none() => break,
+            // Stopping waits for the pull in flight to end: a message handed back while
+            // the server still holds an open pull for this replica would go to it again,
+            // to wait out the ack wait unread.
+            _ = cancel.cancelled(), if current.is_none() && pull.is_none() => break,
             next = async { pull.as_mut().map(|p| p.next()).expect("guarded").await }, if pull.is_some() => match next {
                 Some(Ok(message)) => held.push_back(message),
                 Some(Err(e)) => tracing::warn!(consumer = %name, error = %e, "consumer error"),
@@ -515,6 +521,9 @@ where
         if let Err(e) = message.ack_with(jetstream::AckKind::Nak(None)).await {
             tracing::debug!(consumer = %name, error = %e, "handing a message back failed; it comes back after the ack wait");
         }
+    }
+    if let Err(e) = bus.client.flush().await {
+        tracing::debug!(consumer = %name, error = %e, "flushing the handed-back messages failed");
     }
     Ok(())
 }
