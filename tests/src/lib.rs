@@ -61,6 +61,39 @@ where
     }
 }
 
+/// Polls `count` until it reaches `target`. Fails when it has not grown for `stall` (work
+/// lost or stuck: a redelivery after an ack wait still counts as progress), or after
+/// `limit` in all. For waits whose length is the machine's speed, not a property of the
+/// code: a loaded CI machine runs them slowly but never stalls them.
+pub async fn wait_while_progressing<F, Fut>(
+    what: &str,
+    target: usize,
+    stall: Duration,
+    limit: Duration,
+    mut count: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let started = Instant::now();
+    let (mut last, mut last_change) = (count().await, Instant::now());
+    while last < target {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = count().await;
+        if now > last {
+            (last, last_change) = (now, Instant::now());
+        }
+        assert!(
+            last_change.elapsed() <= stall,
+            "{what}: stuck at {last} of {target} for {stall:?}"
+        );
+        assert!(
+            started.elapsed() <= limit,
+            "{what}: {last} of {target} after {limit:?}"
+        );
+    }
+}
+
 /// Sum of a Prometheus metric's samples in `/metrics` text: every line naming exactly
 /// `name` (optionally with its label set, e.g. `x_total{category="parse"}`), over all
 /// label sets that follow.
