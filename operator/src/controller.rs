@@ -397,6 +397,13 @@ fn error_policy<K: Resource<DynamicType = ()>>(
 
 // ---------------------------------------------------------------- fleet
 
+/// Longest one pass over the fleet may take. A request the API server never answers
+/// (the client's own read timeout is five minutes, for its watches) is given up and the
+/// pass retried, instead of leaving the fleet as it was meanwhile.
+const FLEET_PASS_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the fleet waits for the JobSource cache before it says so (and waits on).
+const CACHE_WAIT_WARNING: Duration = Duration::from_secs(30);
+
 /// Resizes the fleet whenever sources change or a fleet object is touched, and removes
 /// configuration entries of sources that no longer exist.
 async fn run_fleet(
@@ -429,8 +436,14 @@ async fn run_fleet(
         }
         // Let a burst of changes settle into one pass.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if sources.wait_until_ready().await.is_err() {
-            continue;
+        match tokio::time::timeout(CACHE_WAIT_WARNING, sources.wait_until_ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => continue,
+            Err(_) => {
+                tracing::warn!(after = ?CACHE_WAIT_WARNING, "the JobSource cache is not filled yet (is the API server answering its list?); waiting on");
+                wake.notify_one();
+                continue;
+            }
         }
         let state = sources.state();
         let active = state
@@ -457,7 +470,14 @@ async fn run_fleet(
             smtp_secret,
         };
         let desired = fleet::build(&observed, &ctx.settings.fleet, apis, owner.as_ref());
-        match apply::apply_fleet(&ctx.client, &ctx.namespace, &desired, &ctx.metrics).await {
+        let pass = tokio::time::timeout(
+            FLEET_PASS_TIMEOUT,
+            apply::apply_fleet(&ctx.client, &ctx.namespace, &desired, &ctx.metrics),
+        )
+        .await
+        .map_err(|_| format!("no answer from the API server within {FLEET_PASS_TIMEOUT:?}"))
+        .and_then(|applied| applied.map_err(|e| e.to_string()));
+        match pass {
             Ok(applied) if applied != last.unwrap_or_default() || applied.written > 0 => {
                 tracing::info!(active_sources = active, ?applied, "fleet reconciled");
                 last = Some(applied);
@@ -539,6 +559,26 @@ where
     (reader, trigger)
 }
 
+/// What a controller's run yields besides reconciles: its watch failing (the controller
+/// retries with backoff) is worth a line; a reconciler's failure is the error policy's.
+fn log_controller_error<T, E1, E2>(
+    result: Result<T, kube::runtime::controller::Error<E1, E2>>,
+) -> futures::future::Ready<()>
+where
+    E1: std::error::Error + 'static,
+    E2: std::error::Error + 'static,
+{
+    use kube::runtime::controller::Error as ControllerError;
+    match result {
+        Ok(_) | Err(ControllerError::ReconcilerFailed(..)) => {}
+        Err(ControllerError::ObjectNotFound(object)) => {
+            tracing::debug!(%object, "a reconcile for an object already gone")
+        }
+        Err(e) => tracing::warn!(error = %e, "controller: watching failed; retrying"),
+    }
+    futures::future::ready(())
+}
+
 /// Runs both controllers and the fleet loop until a shutdown signal.
 pub async fn run(
     client: Client,
@@ -577,13 +617,13 @@ pub async fn run(
     let sources_run = source_controller
         .shutdown_on_signal()
         .run(reconcile_source, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
+        .for_each(log_controller_error);
     let (subscription_store, subscription_trigger) = watch_resources(subscriptions);
     let subscriptions_run = Controller::for_stream(subscription_trigger, subscription_store)
         .with_config(limits)
         .shutdown_on_signal()
         .run(reconcile_subscription, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
+        .for_each(log_controller_error);
     futures::join!(sources_run, subscriptions_run);
     Ok(())
 }
