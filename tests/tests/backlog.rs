@@ -24,12 +24,12 @@ const SLOW: ConsumerSpec = ConsumerSpec {
 const BACKLOG: usize = 60;
 const WORK: Duration = Duration::from_millis(200);
 
-#[tokio::test]
-async fn a_slow_stage_drains_a_backlog_without_redeliveries() {
-    let nats = Nats::start().await;
-    let bus = Bus::connect(&nats.url).await.expect("bus");
-    // The backlog is there before any replica starts.
-    for i in 0..BACKLOG {
+/// Messages handled, in the order their handlers finished.
+type HandledLog = Arc<Mutex<Vec<usize>>>;
+
+/// The backlog: messages `0..n` on VECTORS, every one stored before any replica starts.
+async fn publish_backlog(bus: &Bus, n: usize) {
+    for i in 0..n {
         bus.js
             .publish(
                 m::VECTORS_JOB_SUBJECT,
@@ -40,35 +40,57 @@ async fn a_slow_stage_drains_a_backlog_without_redeliveries() {
             .await
             .expect("stored");
     }
-    let handled = Arc::new(Mutex::new(Vec::<usize>::new()));
+}
+
+/// One replica of `spec` until `cancel`: each message takes `work`, then goes in `handled`.
+fn spawn_replica(
+    bus: &Bus,
+    spec: ConsumerSpec,
+    metrics: &Arc<Metrics>,
+    handled: &HandledLog,
+    cancel: &CancellationToken,
+    work: Duration,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let (bus, metrics, handled, cancel) = (
+        bus.clone(),
+        metrics.clone(),
+        handled.clone(),
+        cancel.clone(),
+    );
+    tokio::spawn(async move {
+        consume(&bus, spec, &metrics, &cancel, |i: usize| {
+            let handled = handled.clone();
+            async move {
+                tokio::time::sleep(work).await;
+                handled.lock().expect("lock").push(i);
+                Handled::Done
+            }
+        })
+        .await
+    })
+}
+
+/// Waits until `handled` holds `n` messages, at most `within`.
+async fn wait_handled(handled: &HandledLog, n: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while handled.lock().expect("lock").len() < n && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_stage_drains_a_backlog_without_redeliveries() {
+    let nats = Nats::start().await;
+    let bus = Bus::connect(&nats.url).await.expect("bus");
+    publish_backlog(&bus, BACKLOG).await;
+    let handled = HandledLog::default();
     let cancel = CancellationToken::new();
     let metrics = Arc::new(Metrics::default());
     let replicas: Vec<_> = (0..2)
-        .map(|_| {
-            let (bus, handled, cancel, metrics) = (
-                bus.clone(),
-                handled.clone(),
-                cancel.clone(),
-                metrics.clone(),
-            );
-            tokio::spawn(async move {
-                consume(&bus, SLOW, &metrics, &cancel, |i: usize| {
-                    let handled = handled.clone();
-                    async move {
-                        tokio::time::sleep(WORK).await;
-                        handled.lock().expect("lock").push(i);
-                        Handled::Done
-                    }
-                })
-                .await
-            })
-        })
+        .map(|_| spawn_replica(&bus, SLOW, &metrics, &handled, &cancel, WORK))
         .collect();
     // 60 × 200 ms over two replicas: about 6 s, two ack waits.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while handled.lock().expect("lock").len() < BACKLOG && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_handled(&handled, BACKLOG, Duration::from_secs(60)).await;
     // Another ack wait: a message redelivered late would show up now.
     tokio::time::sleep(Duration::from_secs(SLOW.ack_wait_secs + 1)).await;
     cancel.cancel();
@@ -97,7 +119,8 @@ async fn a_slow_stage_drains_a_backlog_without_redeliveries() {
 }
 
 /// A replica stopped mid-backlog finishes the message in hand, starts no other, and hands
-/// back what it holds at once: another replica takes it without waiting out the ack wait.
+/// back what it holds once its pull is over: another replica takes it without waiting out
+/// the ack wait.
 #[tokio::test]
 async fn a_stopped_replica_hands_back_what_it_holds() {
     const PATIENT: ConsumerSpec = ConsumerSpec {
@@ -108,35 +131,14 @@ async fn a_stopped_replica_hands_back_what_it_holds() {
     const HELD_BACKLOG: usize = 12;
     let nats = Nats::start().await;
     let bus = Bus::connect(&nats.url).await.expect("bus");
-    for i in 0..HELD_BACKLOG {
-        bus.js
-            .publish(
-                m::VECTORS_JOB_SUBJECT,
-                serde_json::to_vec(&i).expect("json").into(),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("stored");
-    }
-    let handled = Arc::new(Mutex::new(Vec::<usize>::new()));
+    publish_backlog(&bus, HELD_BACKLOG).await;
+    let handled = HandledLog::default();
     let metrics = Arc::new(Metrics::default());
-    let replica = |cancel: CancellationToken, work: Duration| {
-        let (bus, handled, metrics) = (bus.clone(), handled.clone(), metrics.clone());
-        tokio::spawn(async move {
-            consume(&bus, PATIENT, &metrics, &cancel, |i: usize| {
-                let handled = handled.clone();
-                async move {
-                    tokio::time::sleep(work).await;
-                    handled.lock().expect("lock").push(i);
-                    Handled::Done
-                }
-            })
-            .await
-        })
+    let replica = |cancel: &CancellationToken, work: Duration| {
+        spawn_replica(&bus, PATIENT, &metrics, &handled, cancel, work)
     };
     let first = CancellationToken::new();
-    let stopping = replica(first.clone(), Duration::from_secs(1));
+    let stopping = replica(&first, Duration::from_secs(1));
     // It has pulled the backlog and is inside its first message.
     tokio::time::sleep(Duration::from_millis(500)).await;
     first.cancel();
@@ -155,13 +157,8 @@ async fn a_stopped_replica_hands_back_what_it_holds() {
     // Another replica takes the rest well inside the ack wait (held back, they would
     // come again only after it).
     let second = CancellationToken::new();
-    let draining = replica(second.clone(), Duration::from_millis(10));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while handled.lock().expect("lock").len() < HELD_BACKLOG
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let draining = replica(&second, Duration::from_millis(10));
+    wait_handled(&handled, HELD_BACKLOG, Duration::from_secs(20)).await;
     second.cancel();
     draining
         .await
