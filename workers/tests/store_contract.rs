@@ -240,14 +240,52 @@ async fn embedded_persists_across_reopen() {
         .await
         .expect("search");
     assert_eq!(ids(&hits), ["lever:b:3"]);
-    // A torn last line (a crash mid-write) loses only that line.
-    let log = dir.path().join("vectors.jsonl");
-    let mut text = std::fs::read_to_string(&log).expect("log");
-    text.push_str("{\"op\":\"upsert\",\"collection\":\"contr");
-    std::fs::write(&log, text).expect("write");
+    // A torn last record (a crash mid-append) loses only that record, and appends go
+    // on after the intact ones.
+    let log = dir.path().join("vectors.bin");
+    let mut bytes = std::fs::read(&log).expect("log");
+    bytes.extend_from_slice(&[100, 0, 0, 0, 1, 2, 3, 4, 2, 8]);
+    std::fs::write(&log, bytes).expect("write");
     drop(store);
     let store = EmbeddedStore::open(dir.path()).expect("reopen after torn write");
     assert_eq!(store.count("contract").await.expect("count"), 3);
+    store
+        .upsert(
+            "contract",
+            vec![point("lever:b:5", [0.0, 0.6, 0.8], "berlin", false)],
+        )
+        .await
+        .expect("upsert after the cut");
+    drop(store);
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.count("contract").await.expect("count"), 4);
+}
+
+/// A data dir of the JSON-lines format before the binary log is read once and
+/// converted; nothing in it is lost.
+#[tokio::test]
+async fn embedded_converts_a_json_lines_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lines = [
+        json!({"op": "collection", "name": "jobs", "dimension": 3}),
+        json!({"op": "upsert", "collection": "jobs", "point": {"id": "a", "vector": [1.0, 0.0, 0.0], "payload": {"city": "berlin"}}}),
+        json!({"op": "upsert", "collection": "jobs", "point": {"id": "b", "vector": [0.0, 1.0, 0.0], "payload": {}}}),
+        json!({"op": "delete", "collection": "jobs", "id": "b"}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("vectors.jsonl"), text).expect("write");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    assert!(!dir.path().join("vectors.jsonl").exists());
+    assert!(dir.path().join("vectors.bin").exists());
+    drop(store);
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.count("jobs").await.expect("count"), 1);
+    let hits = store
+        .search("jobs", &query([1.0, 0.0, 0.0], Filter::default(), 5, None))
+        .await
+        .expect("search");
+    assert_eq!(ids(&hits), ["a"]);
+    assert_eq!(hits[0].payload["city"], "berlin");
 }
 
 #[tokio::test]

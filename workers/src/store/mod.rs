@@ -41,12 +41,13 @@ pub struct Point {
     pub payload: Map<String, Value>,
 }
 
-/// One search result.
+/// One search result. The payload is shared with the store that holds it (a search
+/// returning thousands of points copies none of them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub id: String,
     pub score: f32,
-    pub payload: Map<String, Value>,
+    pub payload: std::sync::Arc<Map<String, Value>>,
 }
 
 /// A payload condition. Keys name top-level payload fields.

@@ -176,7 +176,7 @@ impl VectorStore for QdrantStore {
                 Hit {
                     id,
                     score: point.score,
-                    payload,
+                    payload: payload.into(),
                 }
             })
             .filter(|hit| query.scores_enough(hit.score, &hit.payload))
