@@ -1,8 +1,11 @@
 //! Whether a posting matches a subscription, and why: pure functions.
 //!
-//! [`evaluate`] is the single source of truth. [`prefilter`] expresses its remote and
-//! location rules as a vector-store filter so a backfill search skips what cannot match;
-//! it never rejects a posting that `evaluate` would accept (tested below).
+//! [`evaluate`] is the single source of truth. Its remote and location rules are also
+//! vector-store filters, both ways: [`prefilter`] (a subscription's criteria over job
+//! points: a backfill skips the jobs that cannot match) and [`accepting_subscriptions`]
+//! (a job over subscription points, stored with [`subscription_payload`]: a new job's
+//! search skips the subscriptions that would refuse it). Neither ever rejects what
+//! `evaluate` accepts (tested below).
 
 use jobmatch_core::messages::Explanation;
 use jobmatch_core::{Criteria, Posting, RemotePolicy, Workplace};
@@ -14,6 +17,20 @@ use crate::store::{Condition, Filter};
 pub const WORKPLACE_FIELD: &str = "workplace";
 pub const LOCATION_FIELD: &str = "location_keys";
 pub const POSTING_FIELD: &str = "posting";
+/// The keyword fields of job points the store filters on (indexed).
+pub const JOB_FILTER_FIELDS: [&str; 2] = [WORKPLACE_FIELD, LOCATION_FIELD];
+
+/// Payload fields of a subscription point, its hard criteria as keywords: the remote
+/// policy, whether it names places (`listed`) or takes any (`anywhere`), and the places.
+pub const REMOTE_POLICY_FIELD: &str = "remote";
+pub const PLACES_RULE_FIELD: &str = "places";
+pub const WANTED_LOCATIONS_FIELD: &str = "wanted_locations";
+/// The keyword fields of subscription points the store filters on (indexed).
+pub const SUBSCRIPTION_FILTER_FIELDS: [&str; 3] = [
+    REMOTE_POLICY_FIELD,
+    PLACES_RULE_FIELD,
+    WANTED_LOCATIONS_FIELD,
+];
 
 /// Why a posting is not a match.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +86,61 @@ pub fn job_payload(posting: &Posting) -> Map<String, Value> {
     );
     payload.insert(POSTING_FIELD.into(), json!(posting));
     payload
+}
+
+fn policy_name(policy: RemotePolicy) -> &'static str {
+    match policy {
+        RemotePolicy::Required => "required",
+        RemotePolicy::Allowed => "allowed",
+        RemotePolicy::Excluded => "excluded",
+    }
+}
+
+/// The filter fields stored with a subscription's vector (beside its profile).
+pub fn subscription_payload(criteria: &Criteria) -> Map<String, Value> {
+    let wanted = wanted_locations(criteria);
+    let mut payload = Map::new();
+    payload.insert(
+        REMOTE_POLICY_FIELD.into(),
+        json!(policy_name(criteria.remote)),
+    );
+    payload.insert(
+        PLACES_RULE_FIELD.into(),
+        json!(if wanted.is_empty() {
+            "anywhere"
+        } else {
+            "listed"
+        }),
+    );
+    payload.insert(WANTED_LOCATIONS_FIELD.into(), json!(wanted));
+    payload
+}
+
+/// The subscriptions whose remote and location rules accept `posting`, as a store
+/// filter over points stored with [`subscription_payload`]. Only `must_not` conditions,
+/// so a point stored before these fields existed is never filtered out (`evaluate`
+/// still decides it).
+pub fn accepting_subscriptions(posting: &Posting) -> Filter {
+    let policy = |p| Condition::keyword(REMOTE_POLICY_FIELD, policy_name(p));
+    if posting.workplace == Workplace::Remote {
+        return Filter {
+            must_not: vec![policy(RemotePolicy::Excluded)],
+            ..Default::default()
+        };
+    }
+    // Listing places, none of them this posting's.
+    let elsewhere = Filter {
+        must: vec![Condition::keyword(PLACES_RULE_FIELD, "listed")],
+        must_not: vec![Condition::AnyKeyword {
+            key: WANTED_LOCATIONS_FIELD.into(),
+            values: location_keys(&posting.locations),
+        }],
+        ..Default::default()
+    };
+    Filter {
+        must_not: vec![policy(RemotePolicy::Required), Condition::Nested(elsewhere)],
+        ..Default::default()
+    }
 }
 
 fn wanted_locations(criteria: &Criteria) -> Vec<String> {
@@ -290,6 +362,46 @@ mod tests {
             evaluate(&c, &p, 0.5),
             Err(Rejection::MissingTerm("java".into()))
         );
+    }
+
+    /// Both directions: over every combination of posting and rules, the store filters
+    /// pass exactly what `evaluate` accepts (terms and score aside), and a subscription
+    /// stored without the filter fields is never filtered out.
+    #[test]
+    fn subscription_filter_equals_evaluate_and_passes_old_points() {
+        let postings = [
+            posting(Workplace::Remote, &["Remote - Europe"], ""),
+            posting(Workplace::Onsite, &["Berlin, Germany"], ""),
+            posting(Workplace::Hybrid, &["Paris"], ""),
+            posting(Workplace::Unknown, &[], ""),
+            posting(Workplace::Onsite, &["London", "Paris, France"], ""),
+        ];
+        for policy in [
+            RemotePolicy::Required,
+            RemotePolicy::Allowed,
+            RemotePolicy::Excluded,
+        ] {
+            for places in [
+                &[][..],
+                &["berlin"][..],
+                &["Paris", "London"][..],
+                &[" FRANCE "][..],
+            ] {
+                let c = criteria(policy, places);
+                let stored = subscription_payload(&c);
+                for p in &postings {
+                    let filter = accepting_subscriptions(p);
+                    let accepted = evaluate(&c, p, 1.0).is_ok();
+                    assert_eq!(
+                        accepted,
+                        filter.accepts(&stored),
+                        "{policy:?} {places:?} {:?}",
+                        p.locations
+                    );
+                    assert!(filter.accepts(&Map::new()), "an old point is kept");
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,11 +5,15 @@ use std::sync::Arc;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use jobmatch_core::Posting;
 use jobmatch_core::messages::{self as m, Embedded, MatchFound, SubscriptionProfile};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::criteria::{self, POSTING_FIELD, evaluate, job_payload, prefilter};
+use super::criteria::{
+    self, POSTING_FIELD, accepting_subscriptions, evaluate, job_payload, prefilter,
+    subscription_payload,
+};
 use super::state::MatcherState;
 use crate::bus::{Bus, Handled};
 use crate::metrics::Metrics;
@@ -35,6 +39,55 @@ pub enum MatchError {
     Publish(String),
     #[error("matcher state: {0}")]
     State(String),
+}
+
+/// A job's point in [`JOBS_COLLECTION`].
+pub fn job_point(posting: &Posting, vector: Vec<f32>) -> Point {
+    Point {
+        id: posting.id.clone(),
+        vector,
+        payload: job_payload(posting),
+    }
+}
+
+/// A subscription's point in [`SUBSCRIPTIONS_COLLECTION`]: its profile, its hard
+/// criteria as filter fields and its `minScore` as the point's own threshold.
+pub fn subscription_point(profile: &SubscriptionProfile, vector: Vec<f32>) -> Point {
+    let mut payload = subscription_payload(&profile.criteria);
+    payload.insert(PROFILE_FIELD.into(), json!(profile));
+    payload.insert(MIN_SCORE_FIELD.into(), json!(profile.criteria.min_score));
+    Point {
+        id: profile.name.clone(),
+        vector,
+        payload,
+    }
+}
+
+/// The subscriptions a new job may match, out of `subscriptions` stored. Every one is a
+/// candidate, no cap that would drop the least similar ones' matches; the store returns
+/// those whose remote and location rules take this job and that it scores at least
+/// their own `minScore` for (`evaluate` still decides: the filter and the threshold are
+/// the ones it checks). No `minScore` is below 0 (the schema's range), so no hit is.
+pub fn subscriptions_query(posting: &Posting, vector: Vec<f32>, subscriptions: usize) -> Query {
+    Query {
+        vector,
+        filter: accepting_subscriptions(posting),
+        limit: subscriptions,
+        min_score: Some(0.0),
+        own_threshold: Some(MIN_SCORE_FIELD),
+    }
+}
+
+/// The stored jobs a new or changed subscription may match. Term rules are not store
+/// filters: it asks for more than `topK` and keeps the best `topK` that pass them.
+pub fn backfill_query(criteria: &jobmatch_core::Criteria, vector: Vec<f32>) -> Query {
+    Query {
+        vector,
+        filter: prefilter(criteria),
+        limit: (criteria.top_k * 10).max(200),
+        min_score: Some(criteria.min_score),
+        own_threshold: None,
+    }
 }
 
 pub struct Matcher {
@@ -69,14 +122,14 @@ impl Matcher {
         self.collections
             .get_or_try_init(|| async {
                 self.store
-                    .ensure_collection(
-                        JOBS_COLLECTION,
-                        dimension,
-                        &[criteria::WORKPLACE_FIELD, criteria::LOCATION_FIELD],
-                    )
+                    .ensure_collection(JOBS_COLLECTION, dimension, &criteria::JOB_FILTER_FIELDS)
                     .await?;
                 self.store
-                    .ensure_collection(SUBSCRIPTIONS_COLLECTION, dimension, &[])
+                    .ensure_collection(
+                        SUBSCRIPTIONS_COLLECTION,
+                        dimension,
+                        &criteria::SUBSCRIPTION_FILTER_FIELDS,
+                    )
                     .await?;
                 self.store
                     .ensure_collection(RESUMES_COLLECTION, dimension, &[])
@@ -132,18 +185,8 @@ impl Matcher {
 
     async fn job(&self, posting: Posting, vector: Vec<f32>) -> Result<usize, MatchError> {
         self.store
-            .upsert(
-                JOBS_COLLECTION,
-                vec![Point {
-                    id: posting.id.clone(),
-                    vector: vector.clone(),
-                    payload: job_payload(&posting),
-                }],
-            )
+            .upsert(JOBS_COLLECTION, vec![job_point(&posting, vector.clone())])
             .await?;
-        // Every subscription is a candidate, no cap that would drop the least similar
-        // ones' matches; the store returns those scoring at least their own `minScore`
-        // (`evaluate` still decides, and the threshold is the one it checks).
         let subscriptions = match self.store.count(SUBSCRIPTIONS_COLLECTION).await {
             Ok(count) => count,
             Err(StoreError::NoCollection(_)) => 0,
@@ -156,13 +199,7 @@ impl Matcher {
             .store
             .search(
                 SUBSCRIPTIONS_COLLECTION,
-                &Query {
-                    vector,
-                    filter: Default::default(),
-                    limit: subscriptions,
-                    min_score: None,
-                    own_threshold: Some(MIN_SCORE_FIELD),
-                },
+                &subscriptions_query(&posting, vector, subscriptions),
             )
             .await?;
         let mut matches = Vec::new();
@@ -170,7 +207,7 @@ impl Matcher {
             let Some(profile) = hit
                 .payload
                 .get(PROFILE_FIELD)
-                .and_then(|v| serde_json::from_value::<SubscriptionProfile>(v.clone()).ok())
+                .and_then(|v| SubscriptionProfile::deserialize(v).ok())
             else {
                 warn!(subscription = %hit.id, "stored subscription without a readable profile");
                 continue;
@@ -195,17 +232,10 @@ impl Matcher {
         vector: Vec<f32>,
         digest: String,
     ) -> Result<usize, MatchError> {
-        let mut payload = serde_json::Map::new();
-        payload.insert(PROFILE_FIELD.into(), json!(profile));
-        payload.insert(MIN_SCORE_FIELD.into(), json!(profile.criteria.min_score));
         self.store
             .upsert(
                 SUBSCRIPTIONS_COLLECTION,
-                vec![Point {
-                    id: profile.name.clone(),
-                    vector: vector.clone(),
-                    payload,
-                }],
+                vec![subscription_point(&profile, vector.clone())],
             )
             .await?;
         // The same resume and criteria again (an embedder restarted): matched before.
@@ -218,20 +248,9 @@ impl Matcher {
             return Ok(0);
         }
         let c = &profile.criteria;
-        // Term rules are not store filters: ask for more than topK and keep the best topK
-        // that pass them.
         let hits = self
             .store
-            .search(
-                JOBS_COLLECTION,
-                &Query {
-                    vector,
-                    filter: prefilter(c),
-                    limit: (c.top_k * 10).max(200),
-                    min_score: Some(c.min_score),
-                    own_threshold: None,
-                },
-            )
+            .search(JOBS_COLLECTION, &backfill_query(c, vector))
             .await?;
         let mut matches = Vec::new();
         for hit in hits {
@@ -241,7 +260,7 @@ impl Matcher {
             let Some(posting) = hit
                 .payload
                 .get(POSTING_FIELD)
-                .and_then(|v: &Value| serde_json::from_value::<Posting>(v.clone()).ok())
+                .and_then(|v: &Value| Posting::deserialize(v).ok())
             else {
                 warn!(job = %hit.id, "stored job without a readable posting");
                 continue;
