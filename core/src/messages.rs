@@ -121,9 +121,12 @@ pub fn jobs_subject(source: &str) -> String {
     format!("jobmatch.jobs.{source}")
 }
 
+/// What every subject of MATCHES starts with; the subscription's name follows.
+pub const MATCHES_SUBJECT_PREFIX: &str = "jobmatch.matches.";
+
 /// The subject a subscription's matches are published on.
 pub fn matches_subject(subscription: &str) -> String {
-    format!("jobmatch.matches.{subscription}")
+    format!("{MATCHES_SUBJECT_PREFIX}{subscription}")
 }
 
 /// The subject a message that `stage` (a consumer's name) gave up on is dead-lettered

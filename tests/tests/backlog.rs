@@ -1,7 +1,8 @@
 //! A backlog against a real NATS server: a stage whose handler is slow (each message
 //! takes a fifteenth of the ack wait, the whole backlog several ack waits) drains it with
 //! two replicas, every message handled exactly once and none redelivered, because what a
-//! replica has pulled is few and kept in progress until settled. And a replica stopped
+//! replica has pulled is few and kept in progress until settled; so does a lane that
+//! holds its messages behind a slow handler (the notifier's way). And a replica stopped
 //! mid-backlog hands what it holds back at once, for another to take.
 
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use jobmatch_core::messages::{self as m, ConsumerSpec};
 use jobmatch_e2e::process::Nats;
-use jobmatch_workers::bus::{Bus, Handled, consume};
+use jobmatch_workers::bus::{Bus, Handled, Lanes, consume, consume_in_lanes, deliveries};
 use jobmatch_workers::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -171,4 +172,83 @@ async fn a_stopped_replica_hands_back_what_it_holds() {
         (0..HELD_BACKLOG).collect::<Vec<_>>(),
         "each message handled once"
     );
+}
+
+/// Lanes as the notifier has them: one lane's messages wait behind its slow handler for
+/// several ack waits while the other lanes go on; every waiting one is kept in progress,
+/// so none is delivered twice, and each lane keeps its messages in order.
+#[tokio::test]
+async fn a_slow_lane_holds_its_messages_without_redeliveries() {
+    const LANED: ConsumerSpec = ConsumerSpec {
+        name: "laned-stage",
+        ..SLOW
+    };
+    const MESSAGES: usize = 48;
+    /// Lane 0 takes the first 16 messages, 600 ms each (9.6 s: three ack waits; up to
+    /// seven wait 4.2 s behind the one in hand, longer than one); the
+    /// other three lanes take the rest, 10 ms each.
+    fn lane_of(message: &async_nats::jetstream::Message, lanes: usize) -> usize {
+        let i: usize = serde_json::from_slice(&message.payload).unwrap_or(0);
+        if i < 16 { 0 } else { 1 + i % (lanes - 1) }
+    }
+    let nats = Nats::start().await;
+    let bus = Bus::connect(&nats.url).await.expect("bus");
+    publish_backlog(&bus, MESSAGES).await;
+    let handled: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
+    let cancel = CancellationToken::new();
+    let lanes = Lanes {
+        capacity: 8,
+        count: 4,
+        lane_of,
+    };
+    let replica = {
+        let (bus, handled, cancel) = (bus.clone(), handled.clone(), cancel.clone());
+        tokio::spawn(async move {
+            consume_in_lanes(&bus, LANED, lanes, &cancel, |message| {
+                let handled = handled.clone();
+                async move {
+                    let i: usize = serde_json::from_slice(&message.payload).expect("index");
+                    let work = if i < 16 { 600 } else { 10 };
+                    tokio::time::sleep(Duration::from_millis(work)).await;
+                    handled
+                        .lock()
+                        .expect("lock")
+                        .push((i, deliveries(&message)));
+                    message.ack().await.expect("ack");
+                }
+            })
+            .await
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while handled.lock().expect("lock").len() < MESSAGES && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(LANED.ack_wait_secs + 1)).await;
+    cancel.cancel();
+    replica
+        .await
+        .expect("joins")
+        .expect("consumes until cancelled");
+
+    let handled = handled.lock().expect("lock").clone();
+    assert_eq!(
+        handled.len(),
+        MESSAGES,
+        "each handled exactly once: {handled:?}"
+    );
+    assert!(
+        handled.iter().all(|&(_, delivered)| delivered == 1),
+        "none delivered twice: {handled:?}"
+    );
+    let slow: Vec<usize> = handled
+        .iter()
+        .map(|&(i, _)| i)
+        .filter(|&i| i < 16)
+        .collect();
+    assert_eq!(slow, (0..16).collect::<Vec<_>>(), "a lane keeps its order");
+    let mut consumer = bus.consumer(LANED).await.expect("consumer");
+    let info = consumer.info().await.expect("consumer info");
+    assert_eq!(info.num_redelivered, 0, "{info:?}");
+    assert_eq!(info.num_pending, 0, "{info:?}");
 }

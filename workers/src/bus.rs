@@ -415,17 +415,143 @@ pub const HELD_MESSAGES: usize = 16;
 /// How long one pull request waits for messages before the next is sent.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
+/// The messages a durable consumer has delivered to this replica and not yet handed to
+/// a handler, in lanes (a handler takes the next of a lane once it is free).
+///
+/// Messages are pulled only when fewer than `capacity` are held (waiting here or in a
+/// handler's hands), a pull at a time, and read from the server as soon as they
+/// arrive; each one waiting here is reported in progress every third of the ack wait
+/// (handlers keep theirs in progress with [`with_progress`]). So nothing delivered
+/// waits out its ack wait unread, and a stopped replica hands back what it holds.
+pub struct Inbox {
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    name: &'static str,
+    capacity: usize,
+    pull: Option<consumer::pull::Batch>,
+    tick: tokio::time::Interval,
+    lanes: Vec<std::collections::VecDeque<jetstream::Message>>,
+    lane_of: fn(&jetstream::Message, usize) -> usize,
+    /// When a failed pull is tried again.
+    retry_at: Option<tokio::time::Instant>,
+}
+
+impl Inbox {
+    /// An inbox of `lanes` lanes, a message's lane chosen by `lane_of(message, lanes)`.
+    pub async fn open(
+        bus: &Bus,
+        spec: m::ConsumerSpec,
+        capacity: usize,
+        lanes: usize,
+        lane_of: fn(&jetstream::Message, usize) -> usize,
+    ) -> Result<Self, BusError> {
+        let every = progress_every(&spec);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(Self {
+            consumer: bus.consumer(spec).await?,
+            name: spec.name,
+            capacity: capacity.max(1),
+            pull: None,
+            tick,
+            lanes: (0..lanes.max(1)).map(|_| Default::default()).collect(),
+            lane_of,
+            retry_at: None,
+        })
+    }
+
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// The next message waiting in `lane`.
+    pub fn take(&mut self, lane: usize) -> Option<jetstream::Message> {
+        self.lanes.get_mut(lane)?.pop_front()
+    }
+
+    /// Whether no pull is in flight (a stopping replica waits for it to end: a message
+    /// handed back while the server still holds an open pull for this replica would go
+    /// to it again, to wait out the ack wait unread).
+    pub fn pull_ended(&self) -> bool {
+        self.pull.is_none()
+    }
+
+    /// Starts a pull for the room left beside `working` messages in handlers' hands,
+    /// unless one is in flight, `cancel` fired or a failed pull is waiting its second
+    /// to be tried again.
+    pub async fn refill(&mut self, working: usize, cancel: &tokio_util::sync::CancellationToken) {
+        let waiting: usize = self.lanes.iter().map(|l| l.len()).sum();
+        let room = self.capacity.saturating_sub(waiting + working);
+        if self.pull.is_some() || room == 0 || cancel.is_cancelled() || self.retry_at.is_some() {
+            return;
+        }
+        let request = self
+            .consumer
+            .batch()
+            .max_messages(room)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await;
+        match request {
+            Ok(batch) => self.pull = Some(batch),
+            Err(e) => {
+                tracing::warn!(consumer = %self.name, error = %e, "pulling messages failed");
+                self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// Waits for the next thing to do here: a message arriving (put in its lane), the
+    /// pull ending, a failed pull's retry coming due, or the progress tick (reported for
+    /// every waiting message). Cancel safe: no message is lost by dropping it.
+    pub async fn step(&mut self) {
+        use futures::StreamExt;
+        let Self {
+            pull,
+            tick,
+            lanes,
+            name,
+            lane_of,
+            retry_at,
+            ..
+        } = self;
+        tokio::select! {
+            next = async { pull.as_mut().map(|p| p.next()).expect("guarded").await }, if pull.is_some() => match next {
+                Some(Ok(message)) => {
+                    let lane = lane_of(&message, lanes.len()).min(lanes.len() - 1);
+                    lanes[lane].push_back(message);
+                }
+                Some(Err(e)) => tracing::warn!(consumer = %name, error = %e, "consumer error"),
+                None => *pull = None,
+            },
+            _ = async { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {
+                *retry_at = None;
+            }
+            _ = tick.tick() => {
+                for message in lanes.iter().flatten() {
+                    report_progress(message).await;
+                }
+            }
+        }
+    }
+
+    /// Hands every waiting message back for another replica to take, at once.
+    pub async fn hand_back(self, client: &async_nats::Client) {
+        for message in self.lanes.into_iter().flatten() {
+            if let Err(e) = message.ack_with(jetstream::AckKind::Nak(None)).await {
+                tracing::debug!(consumer = %self.name, error = %e, "handing a message back failed; it comes back after the ack wait");
+            }
+        }
+        if let Err(e) = client.flush().await {
+            tracing::debug!(consumer = %self.name, error = %e, "flushing the handed-back messages failed");
+        }
+    }
+}
+
 /// Reads a durable consumer until `cancel` fires, one message at a time: decodes it as
 /// JSON `T` and hands it to `handle`, then settles it as the handler says (acknowledged,
 /// redelivered later, or dead-lettered). A message that does not decode is dead-lettered
-/// at once.
-///
-/// Messages are pulled a few at a time ([`HELD_MESSAGES`], a pull only when there is room
-/// and the previous one is over) and read from the server as soon as they arrive, so
-/// every delivered message is in hand and reported in progress until it is settled.
-/// Cancellation is checked between messages, never inside one, so no acknowledgement is
-/// lost; no new one is started after it, and once the pull in flight is over (at most
-/// [`PULL_EXPIRES`]) the messages still held are handed back for another replica to take.
+/// at once. At most [`HELD_MESSAGES`] are held, each kept in progress until settled (see
+/// [`consume_in_lanes`], of which this is the one-lane case).
 pub async fn consume<T, F, Fut>(
     bus: &Bus,
     spec: m::ConsumerSpec,
@@ -438,92 +564,84 @@ where
     F: FnMut(T) -> Fut,
     Fut: std::future::Future<Output = Handled>,
 {
-    use futures::StreamExt;
     use futures::future::Either;
-    use std::collections::VecDeque;
-    let consumer = bus.consumer(spec).await?;
-    let name = spec.name;
-    let every = progress_every(&spec);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut held: VecDeque<jetstream::Message> = VecDeque::new();
-    let mut pull: Option<consumer::pull::Batch> = None;
-    // The message being handled, and its handler's future.
-    let mut current: Option<jetstream::Message> = None;
-    let mut work = None;
+    let lanes = Lanes {
+        capacity: HELD_MESSAGES,
+        count: 1,
+        lane_of: |_, _| 0,
+    };
+    consume_in_lanes(bus, spec, lanes, cancel, |message| {
+        let handling = match serde_json::from_slice::<T>(&message.payload) {
+            Ok(item) => Either::Left(handle(item)),
+            Err(e) => Either::Right(std::future::ready(Handled::Failed {
+                reason: format!("undecodable: {e}"),
+            })),
+        };
+        async move {
+            let handled = with_progress(std::slice::from_ref(&message), &spec, handling).await;
+            // Unsettled (NATS away), the message comes back after the ack wait.
+            if let Err(e) = settle(bus, &spec, metrics, &message, handled).await {
+                tracing::warn!(consumer = %spec.name, error = %e, "settling a message failed; it will be redelivered");
+            }
+        }
+    })
+    .await
+}
+
+/// How a consumer's messages are spread over concurrent handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct Lanes {
+    /// Most messages held at once, waiting or in a handler's hands.
+    pub capacity: usize,
+    /// Handlers, one message at a time each.
+    pub count: usize,
+    /// A message's lane, given the count: the messages of one lane are handled in the
+    /// order they were delivered.
+    pub lane_of: fn(&jetstream::Message, usize) -> usize,
+}
+
+/// Reads a durable consumer until `cancel` fires, handing each message to `handle` (which
+/// keeps it in progress and settles it) in its lane, a lane's messages one after another,
+/// the lanes side by side. What waits for its lane is kept in progress here (see
+/// [`Inbox`]). Cancellation is checked between messages, never inside one, so no
+/// acknowledgement is lost; no new one is started after it, and once the pull in flight
+/// is over (at most [`PULL_EXPIRES`]) the messages still held are handed back.
+pub async fn consume_in_lanes<F, Fut>(
+    bus: &Bus,
+    spec: m::ConsumerSpec,
+    lanes: Lanes,
+    cancel: &tokio_util::sync::CancellationToken,
+    mut handle: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(jetstream::Message) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::StreamExt;
+    let mut inbox = Inbox::open(bus, spec, lanes.capacity, lanes.count, lanes.lane_of).await?;
+    let mut busy = vec![false; inbox.lanes()];
+    let mut working = futures::stream::FuturesUnordered::new();
     loop {
         // After `cancel`, no new message is started: those held are handed back below.
-        if current.is_none()
-            && !cancel.is_cancelled()
-            && let Some(message) = held.pop_front()
-        {
-            let handling = match serde_json::from_slice::<T>(&message.payload) {
-                Ok(item) => Either::Left(handle(item)),
-                Err(e) => Either::Right(std::future::ready(Handled::Failed {
-                    reason: format!("undecodable: {e}"),
-                })),
-            };
-            work = Some(Box::pin(handling));
-            current = Some(message);
-        }
-        let room = HELD_MESSAGES.saturating_sub(held.len() + usize::from(current.is_some()));
-        if pull.is_none() && room > 0 && !cancel.is_cancelled() {
-            let request = consumer
-                .batch()
-                .max_messages(room)
-                .expires(PULL_EXPIRES)
-                .messages()
-                .await;
-            match request {
-                Ok(batch) => pull = Some(batch),
-                Err(e) => {
-                    tracing::warn!(consumer = %name, error = %e, "pulling messages failed");
-                    if current.is_none() {
-                        tokio::select! {
-                            _ = cancel.cancelled() => {}
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        }
-                        continue;
-                    }
+        if !cancel.is_cancelled() {
+            for (lane, busy) in busy.iter_mut().enumerate() {
+                if !*busy && let Some(message) = inbox.take(lane) {
+                    *busy = true;
+                    let work = handle(message);
+                    working.push(async move {
+                        work.await;
+                        lane
+                    });
                 }
             }
         }
+        inbox.refill(working.len(), cancel).await;
         tokio::select! {
-            // Stopping waits for the pull in flight to end: a message handed back while
-            // the server still holds an open pull for this replica would go to it again,
-            // to wait out the ack wait unread.
-            _ = cancel.cancelled(), if current.is_none() && pull.is_none() => break,
-            next = async { pull.as_mut().map(|p| p.next()).expect("guarded").await }, if pull.is_some() => match next {
-                Some(Ok(message)) => held.push_back(message),
-                Some(Err(e)) => tracing::warn!(consumer = %name, error = %e, "consumer error"),
-                None => pull = None,
-            },
-            handled = async { work.as_mut().expect("guarded").await }, if work.is_some() => {
-                work = None;
-                if let Some(message) = current.take() {
-                    // Unsettled (NATS away), the message comes back after the ack wait.
-                    if let Err(e) = settle(bus, &spec, metrics, &message, handled).await {
-                        tracing::warn!(consumer = %name, error = %e, "settling a message failed; it will be redelivered");
-                    }
-                }
-            },
-            _ = tick.tick() => {
-                if let Some(message) = &current {
-                    report_progress(message).await;
-                }
-                for message in &held {
-                    report_progress(message).await;
-                }
-            }
+            _ = cancel.cancelled(), if working.is_empty() && inbox.pull_ended() => break,
+            _ = inbox.step() => {}
+            Some(lane) = working.next(), if !working.is_empty() => busy[lane] = false,
         }
     }
-    for message in held {
-        if let Err(e) = message.ack_with(jetstream::AckKind::Nak(None)).await {
-            tracing::debug!(consumer = %name, error = %e, "handing a message back failed; it comes back after the ack wait");
-        }
-    }
-    if let Err(e) = bus.client.flush().await {
-        tracing::debug!(consumer = %name, error = %e, "flushing the handed-back messages failed");
-    }
+    inbox.hand_back(&bus.client).await;
     Ok(())
 }

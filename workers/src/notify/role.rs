@@ -9,13 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, kv};
-use futures::StreamExt;
+use async_nats::jetstream::{self, kv};
 use jobmatch_core::Channel;
 use jobmatch_core::messages::{
     self as m, ConsumerSpec, MatchFound, NoticeState, SubscriptionConfig,
 };
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -297,121 +295,69 @@ pub fn lane_of(subscription: &str, lanes: usize) -> usize {
     (n % lanes.max(1) as u64) as usize
 }
 
-/// One lane: handles its messages in order until its queue closes. After `cancel`, the
-/// messages still queued are handed back at once for another notifier to take.
-async fn lane(
-    notifier: Arc<Notifier>,
-    settings: Arc<NotifierSettings>,
-    mut queue: mpsc::Receiver<jetstream::Message>,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    while let Some(message) = queue.recv().await {
-        if cancel.is_cancelled() {
-            let _ = message.ack_with(AckKind::Nak(None)).await;
-            continue;
-        }
-        let handled = match serde_json::from_slice::<MatchFound>(&message.payload) {
-            Ok(found) => {
-                let delivered = crate::bus::deliveries(&message);
-                let work = notifier.handle_delivery(&found, delivered, &settings);
-                crate::bus::with_progress(
-                    std::slice::from_ref(&message),
-                    &m::NOTIFIER_CONSUMER,
-                    work,
-                )
-                .await
-            }
-            Err(e) => Handled::Failed {
-                reason: format!("undecodable: {e}"),
-            },
-        };
-        // Notified (or given up), the match leaves MATCHES; the notice key keeps its
-        // summary. Unsettled (NATS away), the match comes back after the ack wait.
-        if let Err(e) = crate::bus::settle_removing(
-            &notifier.bus,
-            &settings.retry,
-            &notifier.metrics,
-            &message,
-            handled,
-            m::MATCHES_STREAM,
-        )
-        .await
-        {
-            warn!(error = %e, "settling a match failed; it will be redelivered");
-        }
-    }
-    Ok(())
+/// The lane of a MATCHES message: its subscription's.
+fn lane_of_message(message: &jetstream::Message, lanes: usize) -> usize {
+    let subscription = message
+        .subject
+        .strip_prefix(m::MATCHES_SUBJECT_PREFIX)
+        .unwrap_or(&message.subject);
+    lane_of(subscription, lanes)
 }
 
+/// One notice: decoded, attempted (kept in progress meanwhile) and settled.
+async fn notice(notifier: &Notifier, settings: &NotifierSettings, message: jetstream::Message) {
+    let handled = match serde_json::from_slice::<MatchFound>(&message.payload) {
+        Ok(found) => {
+            let delivered = crate::bus::deliveries(&message);
+            let work = notifier.handle_delivery(&found, delivered, settings);
+            crate::bus::with_progress(std::slice::from_ref(&message), &settings.retry, work).await
+        }
+        Err(e) => Handled::Failed {
+            reason: format!("undecodable: {e}"),
+        },
+    };
+    // Notified (or given up), the match leaves MATCHES; the notice key keeps its
+    // summary. Unsettled (NATS away), the match comes back after the ack wait.
+    if let Err(e) = crate::bus::settle_removing(
+        &notifier.bus,
+        &settings.retry,
+        &notifier.metrics,
+        &message,
+        handled,
+        m::MATCHES_STREAM,
+    )
+    .await
+    {
+        warn!(error = %e, "settling a match failed; it will be redelivered");
+    }
+}
+
+/// Sends notices until `cancel` fires: a lane per concurrent sender, a subscription's
+/// notices always in the same lane and so in order. Twice as many messages as lanes are
+/// held, each kept in progress until settled (see `bus::consume_in_lanes`). After
+/// `cancel`, each lane finishes the notice in hand and the rest are handed back at once.
 pub async fn run(
     notifier: Notifier,
     settings: NotifierSettings,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = notifier.bus.consumer(m::NOTIFIER_CONSUMER).await?;
-    let lanes = settings.lanes.max(1);
-    info!(lanes, "notifier started");
-    let (notifier, settings) = (Arc::new(notifier), Arc::new(settings));
-    let mut queues = Vec::with_capacity(lanes);
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..lanes {
-        // Small queues: what waits here is delivered and its ack wait is running.
-        let (tx, rx) = mpsc::channel(2);
-        queues.push(tx);
-        workers.spawn(lane(notifier.clone(), settings.clone(), rx, cancel.clone()));
-    }
-    // Pull little more than the lanes hold: what a killed notifier had pulled waits out
-    // the ack wait before another takes it.
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(lanes * 2)
-        .messages()
-        .await?;
-    let result = loop {
-        let message = tokio::select! {
-            _ = cancel.cancelled() => break Ok(()),
-            Some(done) = workers.join_next() => {
-                break Err(done.map_err(anyhow::Error::from).and_then(|r| r).err()
-                    .unwrap_or_else(|| anyhow::anyhow!("a notifier lane stopped")));
-            }
-            next = messages.next() => match next {
-                Some(Ok(message)) => message,
-                Some(Err(e)) => {
-                    warn!(error = %e, "consumer error");
-                    continue;
-                }
-                None => break Err(anyhow::anyhow!("notifier consumer ended")),
-            },
-        };
-        let subscription = message
-            .subject
-            .strip_prefix("jobmatch.matches.")
-            .unwrap_or(&message.subject)
-            .to_owned();
-        let queue = &queues[lane_of(&subscription, lanes)];
-        let room = tokio::select! {
-            _ = cancel.cancelled() => None,
-            room = queue.reserve() => Some(room),
-        };
-        match room {
-            Some(Ok(room)) => room.send(message),
-            Some(Err(_)) => break Err(anyhow::anyhow!("a notifier lane stopped")),
-            None => {
-                let _ = message.ack_with(AckKind::Nak(None)).await;
-                break Ok(());
-            }
-        }
+    let count = settings.lanes.max(1);
+    let lanes = crate::bus::Lanes {
+        capacity: count * 2,
+        count,
+        lane_of: lane_of_message,
     };
-    // Each lane finishes the notice in hand and hands back what it still holds.
-    drop(queues);
-    while let Some(done) = workers.join_next().await {
-        if let Ok(Err(e)) = done {
-            warn!(error = %e, "notifier lane failed while stopping");
-        }
-    }
+    info!(lanes = count, "notifier started");
+    let (notifier, settings) = (Arc::new(notifier), Arc::new(settings));
+    let bus = notifier.bus.clone();
+    crate::bus::consume_in_lanes(&bus, m::NOTIFIER_CONSUMER, lanes, &cancel, |message| {
+        let (notifier, settings) = (notifier.clone(), settings.clone());
+        async move { notice(&notifier, &settings, message).await }
+    })
+    .await?;
     notifier.delivery.close().await;
     info!("notifier stopped");
-    result
+    Ok(())
 }
 
 #[cfg(test)]
