@@ -494,7 +494,28 @@ async fn jobs_are_added_searched_and_notified_once(api: &Api) {
     api.expect("/job/delete", WRITE, json!({"id": generated_id}), 200)
         .await;
 
-    // Searchable once embedded and stored.
+    // Searchable once embedded and stored: each job found by its own text first (the
+    // pipeline stores them one by one, so a ranking taken before the last is stored
+    // would miss it).
+    for job in jobs() {
+        let id = job["id"].as_str().unwrap_or_default().to_owned();
+        let own = json!({
+            "text": format!("{} {}", job["title"].as_str().unwrap_or_default(), job["description"].as_str().unwrap_or_default()),
+            "criteria": {"minScore": 0.0},
+            "limit": 10,
+        });
+        wait_for(
+            &format!("{id} to be searchable"),
+            Duration::from_secs(60),
+            || async {
+                api.search_ids(own.clone())
+                    .await
+                    .contains(&id)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
     let query = json!({"text": RUST_RESUME, "criteria": {"minScore": 0.0}, "limit": 10});
     let ranked = wait_for(
         "the added jobs to be searchable",

@@ -173,6 +173,28 @@ async fn contract(store: &impl VectorStore, c: &str) {
         .expect("search");
     assert_eq!(ids(&hits), ["greenhouse:a:2"]);
 
+    // A nested filter under must_not (how the matcher asks which subscriptions take a
+    // job): not "in berlin and not remote".
+    let not_onsite_in_berlin = Filter {
+        must_not: vec![Condition::Nested(Filter {
+            must: vec![Condition::keyword("city", "berlin")],
+            must_not: vec![Condition::AnyKeyword {
+                key: "workplace".into(),
+                values: vec!["remote".into(), "hybrid".into()],
+            }],
+            ..Default::default()
+        })],
+        ..Default::default()
+    };
+    let hits = store
+        .search(c, &query([1.0, 0.0, 0.0], not_onsite_in_berlin, 10, None))
+        .await
+        .expect("search");
+    // b:3 and b:4 tie at 0: compared as a set.
+    let mut found = ids(&hits);
+    found.sort_unstable();
+    assert_eq!(found, ["greenhouse:a:2", "lever:b:3", "lever:b:4"]);
+
     // Upsert replaces by id; delete removes; unknown ids are ignored.
     store
         .upsert(
