@@ -360,6 +360,16 @@ pub struct MatchFound {
     pub explanation: Explanation,
 }
 
+/// A [`MatchFound`] as it is written, borrowing its parts, the posting serialized
+/// already: a job's hundreds of matches share one posting's JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchFoundJson<'a> {
+    pub subscription: &'a str,
+    pub posting: &'a serde_json::value::RawValue,
+    pub explanation: &'a Explanation,
+}
+
 impl MatchFound {
     /// The idempotency key of this notice: one per (subscription, job), ever. A re-post
     /// is the job it repeats, so nobody hears of the same job twice.
@@ -457,6 +467,38 @@ impl NoticeState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_match_written_with_its_posting_preserialized_reads_back_whole() {
+        let found = MatchFound {
+            subscription: "ada".into(),
+            posting: crate::Posting {
+                id: "greenhouse:acme:1".into(),
+                title: "Backend \"Rust\" Engineer".into(),
+                description: "Tokio, NATS\nand Kubernetes.".into(),
+                ..Default::default()
+            },
+            explanation: Explanation {
+                score: 0.61,
+                min_score: 0.3,
+                matched_terms: vec!["rust".into()],
+                missing_terms: vec![],
+                filters: vec!["remote: allowed (posting is remote)".into()],
+            },
+        };
+        let posting = serde_json::value::to_raw_value(&found.posting).expect("json");
+        let written = serde_json::to_vec(&MatchFoundJson {
+            subscription: &found.subscription,
+            posting: &posting,
+            explanation: &found.explanation,
+        })
+        .expect("json");
+        assert_eq!(
+            serde_json::from_slice::<MatchFound>(&written).expect("reads"),
+            found
+        );
+        assert_eq!(written, serde_json::to_vec(&found).expect("json"));
+    }
 
     #[test]
     fn dead_letters_name_stage_and_origin() {

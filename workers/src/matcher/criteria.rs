@@ -193,6 +193,27 @@ pub fn contains_term(text: &str, term: &str) -> bool {
     })
 }
 
+/// A posting's text as term criteria read it (lower-cased), made on first use and then
+/// shared: a job checked against hundreds of subscriptions lower-cases its text once,
+/// and not at all when none of them has a term rule.
+pub struct PostingText<'a> {
+    posting: &'a Posting,
+    text: std::cell::OnceCell<String>,
+}
+
+impl<'a> PostingText<'a> {
+    pub fn new(posting: &'a Posting) -> Self {
+        Self {
+            posting,
+            text: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> &str {
+        self.text.get_or_init(|| self.posting.searchable_text())
+    }
+}
+
 /// Decides a posting against a subscription's criteria, given the cosine score of
 /// resume and posting.
 pub fn evaluate(
@@ -200,6 +221,16 @@ pub fn evaluate(
     posting: &Posting,
     score: f32,
 ) -> Result<Explanation, Rejection> {
+    evaluate_text(criteria, &PostingText::new(posting), score)
+}
+
+/// [`evaluate`], the posting's text shared across calls.
+pub fn evaluate_text(
+    criteria: &Criteria,
+    text: &PostingText,
+    score: f32,
+) -> Result<Explanation, Rejection> {
+    let posting = text.posting;
     let mut filters = Vec::new();
     let remote = posting.workplace == Workplace::Remote;
     let wanted = wanted_locations(criteria);
@@ -223,10 +254,9 @@ pub fn evaluate(
         }
     }
 
-    let text = posting.searchable_text();
     let mut matched_terms = Vec::new();
     for term in &criteria.must_have {
-        if !contains_term(&text, term) {
+        if !contains_term(text.get(), term) {
             return Err(Rejection::MissingTerm(term.clone()));
         }
         matched_terms.push(term.clone());
@@ -234,7 +264,7 @@ pub fn evaluate(
     if let Some(term) = criteria
         .must_not_have
         .iter()
-        .find(|t| contains_term(&text, t))
+        .find(|t| contains_term(text.get(), t))
     {
         return Err(Rejection::ForbiddenTerm(term.clone()));
     }
@@ -251,7 +281,7 @@ pub fn evaluate(
         .preferred
         .iter()
         .cloned()
-        .partition(|t| contains_term(&text, t));
+        .partition(|t| contains_term(text.get(), t));
     matched_terms.extend(found);
     Ok(Explanation {
         score,

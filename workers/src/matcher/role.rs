@@ -4,15 +4,17 @@ use std::sync::Arc;
 
 use async_nats::jetstream::message::PublishMessage as Publish;
 use jobmatch_core::Posting;
-use jobmatch_core::messages::{self as m, Embedded, MatchFound, SubscriptionProfile};
+use jobmatch_core::messages::{
+    self as m, Embedded, Explanation, MatchFoundJson, SubscriptionProfile,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::criteria::{
-    self, POSTING_FIELD, accepting_subscriptions, evaluate, job_payload, prefilter,
-    subscription_payload,
+    self, POSTING_FIELD, PostingText, accepting_subscriptions, evaluate, evaluate_text,
+    job_payload, prefilter, subscription_payload,
 };
 use super::state::MatcherState;
 use crate::bus::{Bus, Handled};
@@ -88,6 +90,13 @@ pub fn backfill_query(criteria: &jobmatch_core::Criteria, vector: Vec<f32>) -> Q
         min_score: Some(criteria.min_score),
         own_threshold: None,
     }
+}
+
+/// A match to publish: the subscription, the posting it takes, why.
+struct Found<'a> {
+    subscription: String,
+    posting: &'a Posting,
+    explanation: Explanation,
 }
 
 pub struct Matcher {
@@ -202,6 +211,7 @@ impl Matcher {
                 &subscriptions_query(&posting, vector, subscriptions),
             )
             .await?;
+        let text = PostingText::new(&posting);
         let mut matches = Vec::new();
         for hit in hits {
             let Some(profile) = hit
@@ -212,10 +222,10 @@ impl Matcher {
                 warn!(subscription = %hit.id, "stored subscription without a readable profile");
                 continue;
             };
-            match evaluate(&profile.criteria, &posting, hit.score) {
-                Ok(explanation) => matches.push(MatchFound {
+            match evaluate_text(&profile.criteria, &text, hit.score) {
+                Ok(explanation) => matches.push(Found {
                     subscription: profile.name,
-                    posting: posting.clone(),
+                    posting: &posting,
                     explanation,
                 }),
                 Err(why) => {
@@ -223,7 +233,11 @@ impl Matcher {
                 }
             }
         }
-        self.publish_all(matches).await
+        let found = self.publish_all(matches).await?;
+        if found > 0 {
+            info!(posting = %posting.id, matches = found, "job matched");
+        }
+        Ok(found)
     }
 
     async fn subscription(
@@ -252,9 +266,9 @@ impl Matcher {
             .store
             .search(JOBS_COLLECTION, &backfill_query(c, vector))
             .await?;
-        let mut matches = Vec::new();
+        let mut accepted = Vec::new();
         for hit in hits {
-            if matches.len() >= c.top_k {
+            if accepted.len() >= c.top_k {
                 break;
             }
             let Some(posting) = hit
@@ -266,13 +280,17 @@ impl Matcher {
                 continue;
             };
             if let Ok(explanation) = evaluate(c, &posting, hit.score) {
-                matches.push(MatchFound {
-                    subscription: profile.name.clone(),
-                    posting,
-                    explanation,
-                });
+                accepted.push((posting, explanation));
             }
         }
+        let matches = accepted
+            .iter()
+            .map(|(posting, explanation)| Found {
+                subscription: profile.name.clone(),
+                posting,
+                explanation: explanation.clone(),
+            })
+            .collect();
         let found = self.publish_all(matches).await?;
         info!(subscription = %profile.name, matches = found, "backfilled subscription");
         self.versions
@@ -284,29 +302,36 @@ impl Matcher {
     /// Publishes `matches` in order, without waiting for each one's acknowledgement
     /// before sending the next (at most [`MATCHES_IN_FLIGHT`] unacknowledged); returns
     /// once every one is acknowledged, so the vector that found them is acked only then.
-    async fn publish_all(&self, matches: Vec<MatchFound>) -> Result<usize, MatchError> {
+    async fn publish_all(&self, matches: Vec<Found<'_>>) -> Result<usize, MatchError> {
         let err = |e: &dyn std::fmt::Display| MatchError::Publish(e.to_string());
         let count = matches.len();
         let mut in_flight = std::collections::VecDeque::with_capacity(MATCHES_IN_FLIGHT);
-        // A job's matches share its posting: its content hash is computed once.
-        let mut hashed: Option<(String, String)> = None;
+        // A job's matches share its posting: its JSON and content hash are made once.
+        let mut posting: Option<(&str, Box<serde_json::value::RawValue>, String)> = None;
         for found in matches {
             if in_flight.len() >= MATCHES_IN_FLIGHT
                 && let Some((subscription, ack)) = in_flight.pop_front()
             {
                 self.acknowledged(subscription, ack).await?;
             }
-            let payload = serde_json::to_vec(&found).map_err(|e| err(&e))?;
-            let hash = match &hashed {
-                Some((posting, hash)) if *posting == found.posting.id => hash.clone(),
-                _ => {
-                    let hash = found.posting.content_hash();
-                    hashed = Some((found.posting.id.clone(), hash.clone()));
-                    hash
-                }
+            if posting
+                .as_ref()
+                .is_none_or(|(id, ..)| *id != found.posting.id)
+            {
+                let json = serde_json::value::to_raw_value(found.posting).map_err(|e| err(&e))?;
+                posting = Some((&found.posting.id, json, found.posting.content_hash()));
+            }
+            let Some((_, json, hash)) = &posting else {
+                continue;
             };
-            let id = m::message_id::match_found(&found.subscription, &found.posting.id, &hash);
-            info!(subscription = %found.subscription, posting = %found.posting.id, score = found.explanation.score, "match");
+            let payload = serde_json::to_vec(&MatchFoundJson {
+                subscription: &found.subscription,
+                posting: json,
+                explanation: &found.explanation,
+            })
+            .map_err(|e| err(&e))?;
+            let id = m::message_id::match_found(&found.subscription, &found.posting.id, hash);
+            debug!(subscription = %found.subscription, posting = %found.posting.id, score = found.explanation.score, "match");
             let ack = self
                 .bus
                 .js
