@@ -310,7 +310,8 @@ async fn notice(notifier: &Notifier, settings: &NotifierSettings, message: jetst
         Ok(found) => {
             let delivered = crate::bus::deliveries(&message);
             let work = notifier.handle_delivery(&found, delivered, settings);
-            crate::bus::with_progress(std::slice::from_ref(&message), &settings.retry, work).await
+            crate::bus::with_progress(std::slice::from_ref(&message), &m::NOTIFIER_CONSUMER, work)
+                .await
         }
         Err(e) => Handled::Failed {
             reason: format!("undecodable: {e}"),
