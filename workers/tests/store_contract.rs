@@ -271,6 +271,20 @@ async fn embedded_persists_across_reopen() {
     drop(store);
     let store = EmbeddedStore::open(dir.path()).expect("reopen after torn write");
     assert_eq!(store.count("contract").await.expect("count"), 3);
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("vectors.bin.damaged-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the cut bytes are kept beside the log");
+    assert_eq!(
+        std::fs::read(kept[0].path()).expect("kept"),
+        [100, 0, 0, 0, 1, 2, 3, 4, 2, 8]
+    );
     store
         .upsert(
             "contract",

@@ -353,8 +353,10 @@ pub(super) fn replay_legacy(path: &Path, mut apply: impl FnMut(Entry)) -> Result
 /// The open log, appended to record by record.
 pub(super) struct Log {
     path: PathBuf,
-    out: BufWriter<std::fs::File>,
+    file: std::fs::File,
     buf: Vec<u8>,
+    /// Bytes of whole records in the file: where the next append goes.
+    len: u64,
 }
 
 impl Log {
@@ -362,17 +364,17 @@ impl Log {
     /// follows, a torn record, is cut off).
     pub fn append_to(path: &Path, valid_len: u64) -> Result<Self, StoreError> {
         let err = log_error(path);
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(&err)?;
         file.set_len(valid_len).map_err(&err)?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        std::io::Seek::seek(&mut out, std::io::SeekFrom::Start(valid_len)).map_err(&err)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(valid_len)).map_err(&err)?;
         Ok(Self {
             path: path.to_owned(),
-            out,
+            file,
             buf: Vec::new(),
+            len: valid_len,
         })
     }
 
@@ -408,24 +410,53 @@ impl Log {
         Self::append_to(path, len)
     }
 
-    /// Appends records and hands them to the OS (a process crash loses none of them;
-    /// a machine crash may lose the last few, never corrupting the rest).
+    /// Appends records, in one write, and hands them to the OS (a process crash loses
+    /// none of them; a machine crash may lose the last few, never corrupting the rest).
+    /// A write that fails (a full disk) is cut back off, so the next append does not
+    /// follow a torn record, where a replay would stop.
     pub fn append<'a>(
         &mut self,
         records: impl IntoIterator<Item = Record<'a>>,
     ) -> Result<(), StoreError> {
-        let err = log_error(&self.path);
+        self.buf.clear();
         for record in records {
-            self.buf.clear();
             encode(&record, &mut self.buf);
-            self.out.write_all(&self.buf).map_err(&err)?;
         }
-        self.out.flush().map_err(&err)
+        match self.file.write_all(&self.buf) {
+            Ok(()) => {
+                self.len += self.buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let len = self.len;
+                let cut = self.file.set_len(len).and_then(|()| {
+                    std::io::Seek::seek(&mut self.file, std::io::SeekFrom::Start(len)).map(|_| ())
+                });
+                if let Err(cut) = cut {
+                    tracing::error!(path = %self.path.display(), error = %cut, "could not cut a failed append off the store log; a restart will");
+                }
+                Err(log_error(&self.path)(e))
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Keeps the bytes of a log from `from` on beside it (`vectors.bin.damaged-<from>`)
+/// before they are cut off: a torn last append is a few records, but damage earlier in
+/// the file would cut off everything after it, which is kept there to be recovered.
+pub(super) fn keep_tail(path: &Path, from: u64) -> Result<PathBuf, StoreError> {
+    let err = log_error(path);
+    let kept = path.with_extension(format!("bin.damaged-{from}"));
+    let mut file = std::fs::File::open(path).map_err(&err)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(from)).map_err(&err)?;
+    let mut out = std::fs::File::create(&kept).map_err(&err)?;
+    std::io::copy(&mut file, &mut out).map_err(&err)?;
+    out.sync_all().map_err(&err)?;
+    Ok(kept)
 }
 
 #[cfg(test)]

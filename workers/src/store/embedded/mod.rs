@@ -110,11 +110,13 @@ impl EmbeddedStore {
             let replayed = log::replay(&path, prepare, |prepared| inner.apply_prepared(prepared))?;
             inner.replaying = 0;
             if replayed.valid_len < replayed.file_len {
+                let kept = log::keep_tail(&path, replayed.valid_len)?;
                 tracing::warn!(
                     path = %path.display(),
-                    kept = replayed.valid_len,
-                    dropped = replayed.file_len - replayed.valid_len,
-                    "store log ends in a torn or damaged record (a crash mid-write?): cut off"
+                    intact = replayed.valid_len,
+                    cut = replayed.file_len - replayed.valid_len,
+                    kept = %kept.display(),
+                    "store log ends in a torn or damaged record (a crash mid-write?): cut off and kept beside it"
                 );
             }
             valid_len = Some(replayed.valid_len);
