@@ -6,7 +6,9 @@
 //! to open it again.
 //!
 //! `cargo bench -p jobmatch-workers --bench store -- [SUBSCRIPTIONS,…] [JOBS]`
-//! (default `100000,1000000 100000`).
+//! (default `100000,1000000 100000`). The data dirs go under `TMPDIR`; with
+//! `STORE_BENCH_KEEP` set each is kept (its path printed), and `-- open DIR` times only
+//! opening one (to profile a restart).
 //!
 //! Vectors are seeded random 384-d unit vectors, and every subscription's `minScore`
 //! is set so that a job scores enough for about 0.5 % of them (random 384-d cosines are
@@ -163,8 +165,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn run(subscriptions: usize, jobs: usize) -> anyhow::Result<serde_json::Value> {
-    let dir =
-        tempfile::tempdir_in(std::env::var("STORE_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))?;
+    let dir = tempfile::tempdir()?;
     let mut rng = StdRng::seed_from_u64(subscriptions as u64);
     let rss_before = rss_mib();
     let store = EmbeddedStore::open(dir.path())?;
@@ -235,13 +236,6 @@ async fn run(subscriptions: usize, jobs: usize) -> anyhow::Result<serde_json::Va
 
     drop(store);
     let data_dir_mib = dir_mib(dir.path());
-    if std::env::var_os("STORE_BENCH_KEEP").is_some() {
-        let kept = dir.path().with_extension("kept");
-        std::fs::rename(dir.path(), &kept)?;
-        std::fs::create_dir_all(dir.path())?;
-        std::fs::copy(kept.join("vectors.bin"), dir.path().join("vectors.bin"))?;
-        eprintln!("store: data dir kept at {}", kept.display());
-    }
     let started = Instant::now();
     let reopened = EmbeddedStore::open(dir.path())?;
     let reopen_s = started.elapsed().as_secs_f64();
@@ -251,6 +245,10 @@ async fn run(subscriptions: usize, jobs: usize) -> anyhow::Result<serde_json::Va
         total == subscriptions + jobs,
         "reopened with {total} points"
     );
+    if std::env::var_os("STORE_BENCH_KEEP").is_some() {
+        drop(reopened);
+        eprintln!("store: data dir kept at {}", dir.keep().display());
+    }
     let raw_mib = ((subscriptions + jobs) * DIMENSION * 4) as f64 / (1 << 20) as f64;
     Ok(serde_json::json!({
         "subscriptions": subscriptions,

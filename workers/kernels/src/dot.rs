@@ -39,8 +39,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// `out[i]` = the dot product of `query` and row `i` of `codes` (int8 rows of
 /// `query.len()`), times `scales[i]`: the approximate scores of rows quantized as
-/// `value ≈ code × scale`. `out` is cleared first. A fifth of the memory of f32 rows
-/// is read, which is what bounds a scan of a large collection.
+/// `value ≈ code × scale`. `out` is cleared first. A quarter of the memory of f32
+/// rows is read, which is what bounds a scan of a large collection.
 pub fn dot_rows_i8(query: &[f32], codes: &[i8], scales: &[f32], out: &mut Vec<f32>) {
     out.clear();
     let dim = query.len();

@@ -92,7 +92,7 @@ impl Row {
 
 /// The vector scaled to length 1 (a zero vector stays zero and scores 0 with anything),
 /// so a dot product is the cosine.
-pub(super) fn unit(vector: &[f32]) -> Vec<f32> {
+fn unit(vector: &[f32]) -> Vec<f32> {
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         vector.iter().map(|x| x / norm).collect()

@@ -54,6 +54,7 @@ impl Keywords {
             let field = field.as_ref();
             if !self.fields.iter().any(|f| f == field) {
                 self.fields.push(field.to_owned());
+                self.ids.entry(field.to_owned()).or_default();
                 added = true;
             }
         }
@@ -64,11 +65,10 @@ impl Keywords {
     pub fn of(&mut self, payload: &Map<String, Value>) -> Box<[u32]> {
         let mut numbers = Vec::new();
         for field in &self.fields {
-            let Some(value) = payload.get(field) else {
+            let (Some(value), Some(ids)) = (payload.get(field), self.ids.get_mut(field)) else {
                 continue;
             };
             for keyword in keywords_of(value) {
-                let ids = self.ids.entry(field.clone()).or_default();
                 let id = match ids.get(keyword) {
                     Some(&id) => id,
                     None => {
