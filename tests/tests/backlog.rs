@@ -59,7 +59,7 @@ fn spawn_replica(
         cancel.clone(),
     );
     tokio::spawn(async move {
-        consume(&bus, spec, &metrics, &cancel, |i: usize| {
+        consume(&bus, spec, Lanes::SINGLE, &metrics, &cancel, |i: usize| {
             let handled = handled.clone();
             async move {
                 tokio::time::sleep(work).await;

@@ -547,14 +547,15 @@ impl Inbox {
     }
 }
 
-/// Reads a durable consumer until `cancel` fires, one message at a time: decodes it as
-/// JSON `T` and hands it to `handle`, then settles it as the handler says (acknowledged,
-/// redelivered later, or dead-lettered). A message that does not decode is dead-lettered
-/// at once. At most [`HELD_MESSAGES`] are held, each kept in progress until settled (see
-/// [`consume_in_lanes`], of which this is the one-lane case).
+/// Reads a durable consumer until `cancel` fires: decodes each message as JSON `T` and
+/// hands it to `handle` in its lane (see [`consume_in_lanes`]), then settles it as the
+/// handler says (acknowledged, redelivered later, or dead-lettered). A message that
+/// does not decode is dead-lettered at once. Each message held is kept in progress
+/// until settled.
 pub async fn consume<T, F, Fut>(
     bus: &Bus,
     spec: m::ConsumerSpec,
+    lanes: Lanes,
     metrics: &crate::metrics::Metrics,
     cancel: &tokio_util::sync::CancellationToken,
     mut handle: F,
@@ -565,11 +566,6 @@ where
     Fut: std::future::Future<Output = Handled>,
 {
     use futures::future::Either;
-    let lanes = Lanes {
-        capacity: HELD_MESSAGES,
-        count: 1,
-        lane_of: |_, _| 0,
-    };
     consume_in_lanes(bus, spec, lanes, cancel, |message| {
         let handling = match serde_json::from_slice::<T>(&message.payload) {
             Ok(item) => Either::Left(handle(item)),
@@ -588,6 +584,14 @@ where
     .await
 }
 
+/// The lane of whatever `key` names (a subscription, a point): a stable hash, so its
+/// messages are always in the same lane and so handled in order.
+pub fn lane_of(key: &str, lanes: usize) -> usize {
+    let digest = jobmatch_core::ids::digest_hex(&[key.as_bytes()]);
+    let n = u64::from_str_radix(&digest[..8], 16).unwrap_or(0);
+    (n % lanes.max(1) as u64) as usize
+}
+
 /// How a consumer's messages are spread over concurrent handlers.
 #[derive(Debug, Clone, Copy)]
 pub struct Lanes {
@@ -598,6 +602,19 @@ pub struct Lanes {
     /// A message's lane, given the count: the messages of one lane are handled in the
     /// order they were delivered.
     pub lane_of: fn(&jetstream::Message, usize) -> usize,
+}
+
+impl Lanes {
+    /// One handler, [`HELD_MESSAGES`] held: a stage that takes its messages one by one.
+    pub const SINGLE: Lanes = Lanes {
+        capacity: HELD_MESSAGES,
+        count: 1,
+        lane_of: first_lane,
+    };
+}
+
+fn first_lane(_: &jetstream::Message, _: usize) -> usize {
+    0
 }
 
 /// Reads a durable consumer until `cancel` fires, handing each message to `handle` (which
@@ -644,4 +661,21 @@ where
     }
     inbox.hand_back(&bus.client).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_always_gets_the_same_lane_and_keys_spread() {
+        let a = lane_of("ada", 16);
+        assert!(a < 16);
+        assert_eq!(a, lane_of("ada", 16));
+        let spread: std::collections::HashSet<_> =
+            (0..64).map(|i| lane_of(&format!("s{i}"), 16)).collect();
+        assert!(spread.len() > 8, "{spread:?}");
+        assert_eq!(lane_of("ada", 1), 0);
+        assert_eq!(lane_of("ada", 0), 0);
+    }
 }

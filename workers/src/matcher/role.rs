@@ -19,6 +19,7 @@ use super::criteria::{
 use super::state::MatcherState;
 use crate::bus::{Bus, Handled};
 use crate::metrics::Metrics;
+use crate::store::batching::UpsertBatcher;
 use crate::store::{AnyStore, Point, Query, StoreError, VectorStore};
 
 pub const JOBS_COLLECTION: &str = "jobmatch_jobs";
@@ -32,6 +33,10 @@ const MIN_SCORE_FIELD: &str = "minScore";
 /// Matches published and not yet acknowledged by the stream, at most: their
 /// acknowledgements come back pipelined instead of one round trip each.
 const MATCHES_IN_FLIGHT: usize = 256;
+/// Vectors handled side by side, a point's messages always in the same lane (see
+/// [`lane_of_vector`]): their store round trips and publishing overlap, and their
+/// upserts are written together.
+pub const MATCHER_LANES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
@@ -65,16 +70,17 @@ pub fn subscription_point(profile: &SubscriptionProfile, vector: Vec<f32>) -> Po
     }
 }
 
-/// The subscriptions a new job may match, out of `subscriptions` stored. Every one is a
-/// candidate, no cap that would drop the least similar ones' matches; the store returns
+/// The subscriptions a new job may match, at most `limit` (the matcher asks for more
+/// than are stored, and again with more room when the answer is full: no cap that would
+/// drop the least similar ones' matches). The store returns
 /// those whose remote and location rules take this job and that it scores at least
 /// their own `minScore` for (`evaluate` still decides: the filter and the threshold are
 /// the ones it checks). No `minScore` is below 0 (the schema's range), so no hit is.
-pub fn subscriptions_query(posting: &Posting, vector: Vec<f32>, subscriptions: usize) -> Query {
+pub fn subscriptions_query(posting: &Posting, vector: Vec<f32>, limit: usize) -> Query {
     Query {
         vector,
         filter: accepting_subscriptions(posting),
-        limit: subscriptions,
+        limit,
         min_score: Some(0.0),
         own_threshold: Some(MIN_SCORE_FIELD),
     }
@@ -101,7 +107,9 @@ struct Found<'a> {
 
 pub struct Matcher {
     bus: Bus,
-    store: AnyStore,
+    store: Arc<AnyStore>,
+    /// Every upsert of a job or a subscription goes through here.
+    upserts: UpsertBatcher,
     metrics: Arc<Metrics>,
     versions: MatcherState,
     /// Collections are created on the first vector, sized by it.
@@ -109,10 +117,13 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Needs a Tokio runtime: the upserts' writer is started on it.
     pub fn new(bus: Bus, store: AnyStore, metrics: Arc<Metrics>) -> Self {
+        let store = Arc::new(store);
         Self {
             versions: MatcherState(bus.matcher_state.clone()),
             bus,
+            upserts: UpsertBatcher::spawn(store.clone()),
             store,
             metrics,
             collections: tokio::sync::OnceCell::new(),
@@ -193,7 +204,7 @@ impl Matcher {
     }
 
     async fn job(&self, posting: Posting, vector: Vec<f32>) -> Result<usize, MatchError> {
-        self.store
+        self.upserts
             .upsert(JOBS_COLLECTION, vec![job_point(&posting, vector.clone())])
             .await?;
         let subscriptions = match self.store.count(SUBSCRIPTIONS_COLLECTION).await {
@@ -204,13 +215,19 @@ impl Matcher {
         if subscriptions == 0 {
             return Ok(0);
         }
-        let hits = self
-            .store
-            .search(
-                SUBSCRIPTIONS_COLLECTION,
-                &subscriptions_query(&posting, vector, subscriptions),
-            )
-            .await?;
+        // Asked for more than were counted: subscriptions stored meanwhile (other lanes,
+        // other replicas) could push some out of a full answer, and one stored before the
+        // count may have had its backfill before this job was stored. A full answer is
+        // asked again with twice the room, so every accepting subscription is in it.
+        let mut limit = subscriptions + subscriptions / 8 + 64;
+        let hits = loop {
+            let query = subscriptions_query(&posting, vector.clone(), limit);
+            let hits = self.store.search(SUBSCRIPTIONS_COLLECTION, &query).await?;
+            if hits.len() < limit {
+                break hits;
+            }
+            limit *= 2;
+        };
         let text = PostingText::new(&posting);
         let mut matches = Vec::new();
         for hit in hits {
@@ -246,7 +263,7 @@ impl Matcher {
         vector: Vec<f32>,
         digest: String,
     ) -> Result<usize, MatchError> {
-        self.store
+        self.upserts
             .upsert(
                 SUBSCRIPTIONS_COLLECTION,
                 vec![subscription_point(&profile, vector.clone())],
@@ -364,22 +381,75 @@ impl Matcher {
     }
 }
 
+/// The point a VECTORS message is about, as `job:<id>` or `subscription:<name>`: a
+/// job's vector and its closing share a lane, as do a subscription and its deletion,
+/// so each point's messages are handled in order while different points' go side by
+/// side. (Two points handled at once still find each other: each is upserted before
+/// its own search, so the later search sees the other.) Read from the payload, skipping
+/// the vector; a message that does not say goes to lane 0 and is dead-lettered there.
+fn lane_of_vector(message: &async_nats::jetstream::Message, lanes: usize) -> usize {
+    point_of(&message.payload).map_or(0, |point| crate::bus::lane_of(&point, lanes))
+}
+
+/// The point an [`Embedded`] message's JSON is about (see [`lane_of_vector`]).
+fn point_of(payload: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    #[derive(Deserialize)]
+    struct Name {
+        name: String,
+    }
+    #[derive(Deserialize)]
+    struct About {
+        posting: Option<Id>,
+        id: Option<String>,
+        profile: Option<Name>,
+        name: Option<String>,
+    }
+    let about: About = serde_json::from_slice(payload).ok()?;
+    match about {
+        About {
+            posting: Some(Id { id }),
+            ..
+        }
+        | About { id: Some(id), .. } => Some(format!("job:{id}")),
+        About {
+            profile: Some(Name { name }),
+            ..
+        }
+        | About {
+            name: Some(name), ..
+        } => Some(format!("subscription:{name}")),
+        _ => None,
+    }
+}
+
 pub async fn run(matcher: Matcher, cancel: CancellationToken) -> anyhow::Result<()> {
-    info!("matcher started");
+    info!(lanes = MATCHER_LANES, "matcher started");
     let matcher = Arc::new(matcher);
     let (bus, metrics) = (matcher.bus.clone(), matcher.metrics.clone());
     // Searches and the candidate pool, for the API, beside the stream.
     let service = tokio::spawn(super::service::serve(matcher.clone(), cancel.clone()));
+    let lanes = crate::bus::Lanes {
+        capacity: crate::bus::HELD_MESSAGES,
+        count: MATCHER_LANES,
+        lane_of: lane_of_vector,
+    };
     crate::bus::consume(
         &bus,
         m::MATCHER_CONSUMER,
+        lanes,
         &metrics,
         &cancel,
-        |item: Embedded| async {
-            let matcher = &matcher;
-            match matcher.handle(item).await {
-                Ok(_) => Handled::Done,
-                Err(e) => Handled::retry(e),
+        |item: Embedded| {
+            let matcher = matcher.clone();
+            async move {
+                match matcher.handle(item).await {
+                    Ok(_) => Handled::Done,
+                    Err(e) => Handled::retry(e),
+                }
             }
         },
     )
@@ -387,4 +457,48 @@ pub async fn run(matcher: Matcher, cancel: CancellationToken) -> anyhow::Result<
     service.await??;
     info!("matcher stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_points_messages_share_a_lane_key_and_other_points_do_not() {
+        let posting = Posting {
+            id: "greenhouse:acme:1".into(),
+            ..Default::default()
+        };
+        let profile = SubscriptionProfile {
+            name: "ada".into(),
+            criteria: Default::default(),
+        };
+        let key = |e: Embedded| point_of(&serde_json::to_vec(&e).expect("json"));
+        let job = key(Embedded::Job {
+            posting: posting.clone(),
+            vector: vec![0.5; 384],
+            version: 3,
+        });
+        assert_eq!(job.as_deref(), Some("job:greenhouse:acme:1"));
+        let closed = key(Embedded::JobClosed {
+            id: posting.id.clone(),
+            version: 4,
+        });
+        assert_eq!(closed, job);
+        let subscription = key(Embedded::Subscription {
+            profile,
+            vector: vec![0.5; 384],
+            digest: "d".into(),
+        });
+        assert_eq!(subscription.as_deref(), Some("subscription:ada"));
+        let deleted = key(Embedded::SubscriptionDeleted { name: "ada".into() });
+        assert_eq!(deleted, subscription);
+        // A subscription named like a posting id is another point.
+        let named = key(Embedded::SubscriptionDeleted {
+            name: posting.id.clone(),
+        });
+        assert_ne!(named, job);
+        assert_eq!(point_of(b"not json"), None);
+        assert_eq!(point_of(br#"{"kind":"job"}"#), None);
+    }
 }

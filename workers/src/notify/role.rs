@@ -288,20 +288,13 @@ fn hostname() -> String {
         .unwrap_or_else(|| format!("pid{}", std::process::id()))
 }
 
-/// The lane of a subscription: a stable hash, so its notices stay in order.
-pub fn lane_of(subscription: &str, lanes: usize) -> usize {
-    let digest = jobmatch_core::ids::digest_hex(&[subscription.as_bytes()]);
-    let n = u64::from_str_radix(&digest[..8], 16).unwrap_or(0);
-    (n % lanes.max(1) as u64) as usize
-}
-
 /// The lane of a MATCHES message: its subscription's.
 fn lane_of_message(message: &jetstream::Message, lanes: usize) -> usize {
     let subscription = message
         .subject
         .strip_prefix(m::MATCHES_SUBJECT_PREFIX)
         .unwrap_or(&message.subject);
-    lane_of(subscription, lanes)
+    crate::bus::lane_of(subscription, lanes)
 }
 
 /// One notice: decoded, attempted (kept in progress meanwhile) and settled.
@@ -385,16 +378,5 @@ mod tests {
         // A notifier that died mid-send: its claim lapses and the notice is sent again.
         assert_eq!(view(Some(&claim("other", 50)), "me", 100), ClaimView::Stale);
         assert_eq!(view(None, "me", 100), ClaimView::Stale);
-    }
-
-    #[test]
-    fn a_subscription_always_gets_the_same_lane() {
-        let a = lane_of("ada", 16);
-        assert!(a < 16);
-        assert_eq!(a, lane_of("ada", 16));
-        let spread: std::collections::HashSet<_> =
-            (0..64).map(|i| lane_of(&format!("s{i}"), 16)).collect();
-        assert!(spread.len() > 8, "{spread:?}");
-        assert_eq!(lane_of("ada", 1), 0);
     }
 }

@@ -7,6 +7,7 @@
 //! Both pass the same contract tests (`workers/tests/store_contract.rs`). Scores are
 //! cosine similarities. Point ids are our own ids; backends map them to UUIDs as needed.
 
+pub mod batching;
 pub mod embedded;
 pub mod qdrant;
 
@@ -31,6 +32,8 @@ pub enum StoreError {
     },
     #[error("qdrant: {0}")]
     Qdrant(String),
+    #[error("the store is shutting down")]
+    ShuttingDown,
 }
 
 /// A vector with its id and payload.

@@ -17,7 +17,7 @@ mod log;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use self::collection::{Collection, Row};
 use self::log::{Entry, Log, Record};
@@ -71,19 +71,19 @@ fn prepare(entry: Entry) -> Prepared {
 }
 
 pub struct EmbeddedStore {
-    inner: RwLock<Inner>,
+    inner: Arc<RwLock<Inner>>,
 }
 
 impl EmbeddedStore {
     /// A store that forgets everything when dropped.
     pub fn in_memory() -> Self {
         Self {
-            inner: RwLock::new(Inner {
+            inner: Arc::new(RwLock::new(Inner {
                 collections: BTreeMap::new(),
                 log: None,
                 dead: 0,
                 replaying: 0,
-            }),
+            })),
         }
     }
 
@@ -147,7 +147,7 @@ impl EmbeddedStore {
             "store opened"
         );
         Ok(Self {
-            inner: RwLock::new(inner),
+            inner: Arc::new(RwLock::new(inner)),
         })
     }
 
@@ -163,6 +163,21 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         f(&mut inner)
+    }
+
+    /// `f` on a blocking thread, so that a long scan or a large write (milliseconds to
+    /// tens of them at a million points) holds no async worker: the matcher's lanes
+    /// search side by side while their messages' progress reports still go out.
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Arc<RwLock<Inner>>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        match tokio::task::spawn_blocking(move || f(&inner)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(StoreError::ShuttingDown),
+        }
     }
 }
 
@@ -338,32 +353,36 @@ impl VectorStore for EmbeddedStore {
     }
 
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError> {
-        self.write(|inner| {
-            let expected = inner.collection(collection)?.dimension;
-            if let Some(bad) = points.iter().find(|p| p.vector.len() != expected) {
-                return Err(StoreError::Dimension {
-                    collection: collection.to_owned(),
-                    expected,
-                    got: bad.vector.len(),
-                });
-            }
+        let collection = collection.to_owned();
+        self.off_runtime(move |inner| {
+            // Encoded and quantized before the lock is taken: searches go on meanwhile.
             // A map of JSON values always serializes.
             let jsons: Vec<Vec<u8>> = points
                 .iter()
                 .map(|p| serde_json::to_vec(&p.payload).unwrap_or_default())
                 .collect();
+            let rows: Vec<Row> = points.iter().map(|p| Row::of(&p.vector)).collect();
+            let mut inner = inner.write().unwrap_or_else(|p| p.into_inner());
+            let expected = inner.collection(&collection)?.dimension;
+            if let Some(bad) = points.iter().find(|p| p.vector.len() != expected) {
+                return Err(StoreError::Dimension {
+                    collection,
+                    expected,
+                    got: bad.vector.len(),
+                });
+            }
             inner.append(points.iter().zip(&jsons).map(|(p, json)| Record::Upsert {
-                collection,
+                collection: &collection,
                 id: &p.id,
                 vector: &p.vector,
                 payload: json,
             }))?;
-            for (p, json) in points.into_iter().zip(jsons) {
-                let row = Row::of(&p.vector);
-                inner.upserted(collection.to_owned(), p.id, row, &p.payload, json.into());
+            for ((p, json), row) in points.into_iter().zip(jsons).zip(rows) {
+                inner.upserted(collection.clone(), p.id, row, &p.payload, json.into());
             }
             inner.rewrite_if_mostly_dead()
         })
+        .await
     }
 
     async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
@@ -394,17 +413,20 @@ impl VectorStore for EmbeddedStore {
     }
 
     async fn search(&self, collection: &str, query: &Query) -> Result<Vec<Hit>, StoreError> {
-        self.read(|inner| {
-            let c = inner.collection(collection)?;
+        let (collection, query) = (collection.to_owned(), query.clone());
+        self.off_runtime(move |inner| {
+            let inner = inner.read().unwrap_or_else(|p| p.into_inner());
+            let c = inner.collection(&collection)?;
             if query.vector.len() != c.dimension {
                 return Err(StoreError::Dimension {
-                    collection: collection.to_owned(),
+                    collection,
                     expected: c.dimension,
                     got: query.vector.len(),
                 });
             }
-            Ok(c.search(query))
+            Ok(c.search(&query))
         })
+        .await
     }
 
     async fn count(&self, collection: &str) -> Result<usize, StoreError> {
