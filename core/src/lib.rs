@@ -6,7 +6,9 @@
 //! This crate depends on neither Kubernetes nor NATS nor candle.
 
 pub mod ids;
+pub mod languages;
 pub mod messages;
+pub mod places;
 pub mod posting;
 pub mod role;
 pub mod rpc;
@@ -17,7 +19,10 @@ pub mod validate;
 pub use posting::{Posting, Salary, Workplace};
 pub use role::Role;
 pub use source::{Board, JobSourceSpec};
-pub use subscription::{Channel, Criteria, MatchSubscriptionSpec, RemotePolicy, Schedule};
+pub use subscription::{
+    Channel, Criteria, EmploymentType, MatchSubscriptionSpec, RemotePolicy, SalaryFloor,
+    SalaryPeriod, Schedule, Seniority,
+};
 
 /// The API group and version of jobmatch's resources (`apiVersion` in YAML documents).
 pub const API_VERSION: &str = "jobmatch.dev/v1alpha1";

@@ -141,6 +141,8 @@ pub struct EmbedReply {
 }
 
 /// `jobmatch.rpc.search`: ranked jobs for a resume, or ranked resumes for a job.
+// One request at a time is decoded and answered: boxing the criteria would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "direction", rename_all = "camelCase")]
 pub enum SearchRequest {
@@ -209,6 +211,8 @@ pub struct Resume {
 }
 
 /// `jobmatch.rpc.resumes`: writes to the candidate pool.
+// One command at a time is decoded and applied: boxing the resume would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum ResumeCommand {

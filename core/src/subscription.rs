@@ -87,6 +87,198 @@ pub struct Criteria {
     #[serde(default = "default_top_k")]
     #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
     pub top_k: usize,
+    /// Postings whose stated pay (their maximum, in the same currency, over the same
+    /// period) is below this are out. A posting without a comparable salary passes
+    /// unless `requireSalary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_salary: Option<SalaryFloor>,
+    /// With `minSalary`: refuse postings that state no salary in its currency.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_salary: bool,
+    /// Levels wanted; a posting of another level is out (one of unknown level passes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seniority: Vec<Seniority>,
+    /// The candidate's working languages (ISO 639-1: `en`, `de`, …): a posting written
+    /// in, or requiring, another language is out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "language_codes"))]
+    pub languages: Vec<String>,
+    /// Employment types wanted; a posting of another type is out (unknown passes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub employment_types: Vec<EmploymentType>,
+    /// Where the candidate can work remotely from: countries (`uk`, `de`, `fr`, `us`,
+    /// `ca`, …) or regions (`europe`, `emea`, `north-america`, `latam`, `americas`,
+    /// `apac`). A remote posting restricted to regions none of these overlaps (`uk` and
+    /// `europe` overlap, `uk` and `de` do not) is out; unrestricted remote postings pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "region_codes"))]
+    pub remote_regions: Vec<String>,
+}
+
+/// `languages` in the CRD: the API server refuses a code jobmatch does not know.
+#[cfg(feature = "schema")]
+fn language_codes(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let codes: Vec<&str> = crate::languages::LANGUAGES.iter().map(|l| l.code).collect();
+    schemars::json_schema!({"type": "array", "items": {"type": "string", "enum": codes}})
+}
+
+/// `remoteRegions` in the CRD, the same way.
+#[cfg(feature = "schema")]
+fn region_codes(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let codes: Vec<&str> = crate::places::REGIONS.iter().map(|r| r.code).collect();
+    schemars::json_schema!({"type": "array", "items": {"type": "string", "enum": codes}})
+}
+
+/// A salary floor: an amount in a currency per period.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SalaryFloor {
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0)))]
+    pub amount: f64,
+    /// ISO 4217, e.g. `EUR`, `USD`, `GBP`.
+    pub currency: String,
+    #[serde(default)]
+    pub period: SalaryPeriod,
+}
+
+/// What a salary amount is paid for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SalaryPeriod {
+    #[default]
+    Year,
+    Month,
+    Week,
+    Day,
+    Hour,
+}
+
+impl SalaryPeriod {
+    /// The period a board's interval word names (`year`, `month`, `week`, `day`, `hour`).
+    pub fn from_word(word: &str) -> Option<Self> {
+        Some(match word {
+            "year" => SalaryPeriod::Year,
+            "month" => SalaryPeriod::Month,
+            "week" => SalaryPeriod::Week,
+            "day" => SalaryPeriod::Day,
+            "hour" => SalaryPeriod::Hour,
+            _ => return None,
+        })
+    }
+
+    /// How many of these make a working year (12 months, 52 weeks, 260 days, 2,080
+    /// hours): amounts of different periods are compared per year.
+    pub fn per_year(self) -> f64 {
+        match self {
+            SalaryPeriod::Year => 1.0,
+            SalaryPeriod::Month => 12.0,
+            SalaryPeriod::Week => 52.0,
+            SalaryPeriod::Day => 260.0,
+            SalaryPeriod::Hour => 2080.0,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SalaryPeriod::Year => "year",
+            SalaryPeriod::Month => "month",
+            SalaryPeriod::Week => "week",
+            SalaryPeriod::Day => "day",
+            SalaryPeriod::Hour => "hour",
+        }
+    }
+}
+
+/// A posting's level, as the connectors normalize it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Seniority {
+    Intern,
+    Junior,
+    Mid,
+    Senior,
+    Staff,
+    Principal,
+    Lead,
+    Director,
+}
+
+impl Seniority {
+    pub const ALL: [Seniority; 8] = [
+        Seniority::Intern,
+        Seniority::Junior,
+        Seniority::Mid,
+        Seniority::Senior,
+        Seniority::Staff,
+        Seniority::Principal,
+        Seniority::Lead,
+        Seniority::Director,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seniority::Intern => "intern",
+            Seniority::Junior => "junior",
+            Seniority::Mid => "mid",
+            Seniority::Senior => "senior",
+            Seniority::Staff => "staff",
+            Seniority::Principal => "principal",
+            Seniority::Lead => "lead",
+            Seniority::Director => "director",
+        }
+    }
+
+    /// The level a posting's `seniority` names.
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+}
+
+/// A posting's employment type, as the connectors normalize it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum EmploymentType {
+    FullTime,
+    PartTime,
+    Contract,
+    Temporary,
+    Internship,
+    Volunteer,
+}
+
+impl EmploymentType {
+    pub const ALL: [EmploymentType; 6] = [
+        EmploymentType::FullTime,
+        EmploymentType::PartTime,
+        EmploymentType::Contract,
+        EmploymentType::Temporary,
+        EmploymentType::Internship,
+        EmploymentType::Volunteer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmploymentType::FullTime => "full-time",
+            EmploymentType::PartTime => "part-time",
+            EmploymentType::Contract => "contract",
+            EmploymentType::Temporary => "temporary",
+            EmploymentType::Internship => "internship",
+            EmploymentType::Volunteer => "volunteer",
+        }
+    }
+
+    /// The type a posting's `employmentType` names.
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == word)
+    }
 }
 
 fn default_min_score() -> f32 {
@@ -107,6 +299,12 @@ impl Default for Criteria {
             preferred: Vec::new(),
             min_score: default_min_score(),
             top_k: default_top_k(),
+            min_salary: None,
+            require_salary: false,
+            seniority: Vec::new(),
+            languages: Vec::new(),
+            employment_types: Vec::new(),
+            remote_regions: Vec::new(),
         }
     }
 }

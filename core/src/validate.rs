@@ -171,16 +171,7 @@ pub fn subscription_config(
     if resume.trim().is_empty() {
         return Err(FieldError::new("spec.resume", "the resume text is empty"));
     }
-    let c = &spec.criteria;
-    if !(0.0..=1.0).contains(&c.min_score) {
-        return Err(FieldError::new(
-            "spec.criteria.minScore",
-            format!("{} is not between 0 and 1", c.min_score),
-        ));
-    }
-    if c.top_k == 0 {
-        return Err(FieldError::new("spec.criteria.topK", "must be at least 1"));
-    }
+    criteria(&spec.criteria, "spec.criteria")?;
     let channel = match (&spec.notify.email, &spec.notify.slack) {
         (Some(email), None) => {
             if !is_email_address(&email.to) {
@@ -224,6 +215,66 @@ pub fn subscription_config(
         channel,
         schedule: spec.notify.schedule,
     })
+}
+
+/// Criteria checked wherever they come from (a MatchSubscription's `spec.criteria`, an
+/// API body's `criteria`), each error naming the field under `at`.
+pub fn criteria(c: &crate::Criteria, at: &str) -> Result<(), FieldError> {
+    if !(0.0..=1.0).contains(&c.min_score) {
+        return Err(FieldError::new(
+            format!("{at}.minScore"),
+            format!("{} is not between 0 and 1", c.min_score),
+        ));
+    }
+    if c.top_k == 0 {
+        return Err(FieldError::new(format!("{at}.topK"), "must be at least 1"));
+    }
+    if let Some(floor) = &c.min_salary {
+        if !(floor.amount.is_finite() && floor.amount >= 0.0) {
+            return Err(FieldError::new(
+                format!("{at}.minSalary.amount"),
+                format!("{} is not an amount of money", floor.amount),
+            ));
+        }
+        let currency = floor.currency.trim();
+        if currency.len() != 3 || !currency.chars().all(|ch| ch.is_ascii_alphabetic()) {
+            return Err(FieldError::new(
+                format!("{at}.minSalary.currency"),
+                format!(
+                    "{:?} is not an ISO 4217 code such as EUR, USD or GBP",
+                    floor.currency
+                ),
+            ));
+        }
+    } else if c.require_salary {
+        return Err(FieldError::new(
+            format!("{at}.requireSalary"),
+            "needs minSalary (the currency a salary must be stated in)",
+        ));
+    }
+    for (i, code) in c.languages.iter().enumerate() {
+        if crate::languages::by_code(code).is_none() {
+            return Err(FieldError::new(
+                format!("{at}.languages[{i}]"),
+                format!(
+                    "{code:?} is not a language code jobmatch knows (one of {})",
+                    crate::languages::codes()
+                ),
+            ));
+        }
+    }
+    for (i, code) in c.remote_regions.iter().enumerate() {
+        if crate::places::region(code).is_none() {
+            return Err(FieldError::new(
+                format!("{at}.remoteRegions[{i}]"),
+                format!(
+                    "{code:?} is not a region jobmatch knows (one of {})",
+                    crate::places::region_codes()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `local@domain` with a dotted or bracketed domain and no whitespace: what an SMTP
@@ -333,5 +384,37 @@ mod tests {
         });
         let err = subscription_config("ada", spec, |_| Some("x".into())).unwrap_err();
         assert_eq!(err.field, "spec.resume");
+    }
+
+    #[test]
+    fn new_criteria_name_the_field_they_fail_on() {
+        let check = |criteria: &str| {
+            let mut spec = email_spec("ada@example.com");
+            spec.criteria = from_json(criteria);
+            subscription_config("ada", spec, |_| None).map(|c| c.criteria)
+        };
+        let ok = check(
+            r#"{"minSalary": {"amount": 60000, "currency": "EUR"}, "languages": ["en", "de"],
+                "seniority": ["senior"], "employmentTypes": ["full-time"], "remoteRegions": ["europe"]}"#,
+        )
+        .expect("valid");
+        assert_eq!(ok.languages, ["en", "de"]);
+        let field = |criteria: &str| check(criteria).expect_err(criteria).field;
+        assert_eq!(
+            field(r#"{"languages": ["en", "xx"]}"#),
+            "spec.criteria.languages[1]"
+        );
+        assert_eq!(
+            field(r#"{"remoteRegions": ["mars"]}"#),
+            "spec.criteria.remoteRegions[0]"
+        );
+        assert_eq!(
+            field(r#"{"minSalary": {"amount": 1, "currency": "euro"}}"#),
+            "spec.criteria.minSalary.currency"
+        );
+        assert_eq!(
+            field(r#"{"requireSalary": true}"#),
+            "spec.criteria.requireSalary"
+        );
     }
 }

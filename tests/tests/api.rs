@@ -589,6 +589,44 @@ async fn jobs_are_added_searched_and_notified_once(api: &Api) {
         remote.contains(&"rust-remote".to_owned()) && !remote.contains(&"rust-berlin".to_owned()),
         "{remote:?}"
     );
+    // Criteria: a salary floor (only rust-berlin states one: 80-100k EUR a year), a level
+    // (rust-berlin is senior by its title, rust-remote states none and passes), and a
+    // bad language code named.
+    let paid = api
+        .search_ids(json!({"text": RUST_RESUME, "criteria": {"minScore": 0.0,
+            "minSalary": {"amount": 7500, "currency": "EUR", "period": "month"}, "requireSalary": true}}))
+        .await;
+    assert_eq!(paid, ["rust-berlin"]);
+    let underpaid = api
+        .search_ids(json!({"text": RUST_RESUME, "criteria": {"minScore": 0.0,
+            "minSalary": {"amount": 120000, "currency": "EUR"}}}))
+        .await;
+    assert!(
+        !underpaid.contains(&"rust-berlin".to_owned())
+            && underpaid.contains(&"rust-remote".to_owned()),
+        "{underpaid:?}"
+    );
+    let junior = api
+        .search_ids(
+            json!({"text": RUST_RESUME, "criteria": {"minScore": 0.0, "seniority": ["junior"]}}),
+        )
+        .await;
+    assert!(
+        !junior.contains(&"rust-berlin".to_owned()) && junior.contains(&"rust-remote".to_owned()),
+        "{junior:?}"
+    );
+    let refused = api
+        .expect(
+            "/job/search",
+            READ,
+            json!({"text": RUST_RESUME, "criteria": {"languages": ["en", "xx"]}}),
+            422,
+        )
+        .await;
+    assert!(
+        refused.to_string().contains("criteria.languages[1]"),
+        "{refused}"
+    );
     // A baker's resume puts the pastry job first.
     let baker = api
         .search_ids(json!({"text": "Baker and pastry chef: bread, croissants and cakes.", "criteria": {"minScore": 0.0}}))

@@ -169,6 +169,22 @@ async fn operator_reconciles_on_a_real_api_server() {
                 .split("---")
                 .nth(2)
                 .unwrap()
+                .replace("minScore: 0.4", "minScore: 0.4, languages: [en, klingon]"),
+            "spec.criteria.languages[1]",
+        ),
+        (
+            SUBSCRIPTIONS
+                .split("---")
+                .nth(2)
+                .unwrap()
+                .replace("minScore: 0.4", "minScore: 0.4, seniority: [wizard]"),
+            "spec.criteria.seniority[0]",
+        ),
+        (
+            SUBSCRIPTIONS
+                .split("---")
+                .nth(2)
+                .unwrap()
                 .replace("ada@example.com", "not-an-address"),
             "spec.notify.email.to",
         ),

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use jobmatch_core::messages::SubscriptionProfile;
 use jobmatch_core::{Criteria, Posting, RemotePolicy, Workplace};
 use jobmatch_workers::matcher::criteria::{JOB_FILTER_FIELDS, SUBSCRIPTION_FILTER_FIELDS};
+use jobmatch_workers::matcher::facts::PostingFacts;
 use jobmatch_workers::matcher::role::{
     JOBS_COLLECTION, SUBSCRIPTIONS_COLLECTION, backfill_query, job_point, subscription_point,
     subscriptions_query,
@@ -203,7 +204,8 @@ async fn run(subscriptions: usize, jobs: usize) -> anyhow::Result<serde_json::Va
     let mut hits = 0;
     for i in 0..TIMED {
         let p = posting(&mut rng, format!("bench:{i}"));
-        let query = subscriptions_query(&p, vector(&mut rng), subscriptions);
+        let facts = PostingFacts::of(&p);
+        let query = subscriptions_query(&p, &facts, vector(&mut rng), subscriptions);
         let started = Instant::now();
         hits += store.search(SUBSCRIPTIONS_COLLECTION, &query).await?.len();
         job_times.push(started.elapsed());
@@ -214,10 +216,8 @@ async fn run(subscriptions: usize, jobs: usize) -> anyhow::Result<serde_json::Va
     for start in (0..jobs).step_by(BATCH) {
         let points = (start..(start + BATCH).min(jobs))
             .map(|i| {
-                job_point(
-                    &posting(&mut rng, format!("bench:job:{i}")),
-                    vector(&mut rng),
-                )
+                let p = posting(&mut rng, format!("bench:job:{i}"));
+                job_point(&p, &PostingFacts::of(&p), vector(&mut rng))
             })
             .collect();
         store.upsert(JOBS_COLLECTION, points).await?;

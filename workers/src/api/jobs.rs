@@ -338,13 +338,8 @@ pub async fn query_vector(
 
 /// Checks criteria as the operator checks a MatchSubscription's.
 pub fn check_criteria(criteria: &Criteria) -> Result<(), ApiError> {
-    if !(0.0..=1.0).contains(&criteria.min_score) {
-        return Err(ApiError::validation(format!(
-            "criteria.minScore: {}; between 0 and 1",
-            criteria.min_score
-        )));
-    }
-    Ok(())
+    jobmatch_core::validate::criteria(criteria, "criteria")
+        .map_err(|e| ApiError::validation(format!("{}: {}", e.field, e.message)))
 }
 
 /// The open jobs that fit a resume, best first, each with its score and why it matched.

@@ -8,6 +8,7 @@
 //! notifier's one-notice-per-pair key), so redelivery is safe.
 
 pub mod criteria;
+pub mod facts;
 pub mod role;
 pub mod service;
 pub mod state;

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::criteria::{
-    self, POSTING_FIELD, PostingText, accepting_subscriptions, evaluate, evaluate_text,
-    job_payload, prefilter, subscription_payload,
+    self, POSTING_FIELD, PostingText, accepting_subscriptions, evaluate_text, job_payload,
+    prefilter, subscription_payload,
 };
+use super::facts::PostingFacts;
 use super::state::MatcherState;
 use crate::bus::{Bus, Handled};
 use crate::metrics::Metrics;
@@ -49,11 +50,11 @@ pub enum MatchError {
 }
 
 /// A job's point in [`JOBS_COLLECTION`].
-pub fn job_point(posting: &Posting, vector: Vec<f32>) -> Point {
+pub fn job_point(posting: &Posting, facts: &PostingFacts, vector: Vec<f32>) -> Point {
     Point {
         id: posting.id.clone(),
         vector,
-        payload: job_payload(posting),
+        payload: job_payload(posting, facts),
     }
 }
 
@@ -76,10 +77,15 @@ pub fn subscription_point(profile: &SubscriptionProfile, vector: Vec<f32>) -> Po
 /// those whose remote and location rules take this job and that it scores at least
 /// their own `minScore` for (`evaluate` still decides: the filter and the threshold are
 /// the ones it checks). No `minScore` is below 0 (the schema's range), so no hit is.
-pub fn subscriptions_query(posting: &Posting, vector: Vec<f32>, limit: usize) -> Query {
+pub fn subscriptions_query(
+    posting: &Posting,
+    facts: &PostingFacts,
+    vector: Vec<f32>,
+    limit: usize,
+) -> Query {
     Query {
         vector,
-        filter: accepting_subscriptions(posting),
+        filter: accepting_subscriptions(posting, facts),
         limit,
         min_score: Some(0.0),
         own_threshold: Some(MIN_SCORE_FIELD),
@@ -204,8 +210,13 @@ impl Matcher {
     }
 
     async fn job(&self, posting: Posting, vector: Vec<f32>) -> Result<usize, MatchError> {
+        // Read once: stored with the job, its filter over subscriptions, every evaluation.
+        let facts = PostingFacts::of(&posting);
         self.upserts
-            .upsert(JOBS_COLLECTION, vec![job_point(&posting, vector.clone())])
+            .upsert(
+                JOBS_COLLECTION,
+                vec![job_point(&posting, &facts, vector.clone())],
+            )
             .await?;
         let subscriptions = match self.store.count(SUBSCRIPTIONS_COLLECTION).await {
             Ok(count) => count,
@@ -221,14 +232,14 @@ impl Matcher {
         // asked again with twice the room, so every accepting subscription is in it.
         let mut limit = subscriptions + subscriptions / 8 + 64;
         let hits = loop {
-            let query = subscriptions_query(&posting, vector.clone(), limit);
+            let query = subscriptions_query(&posting, &facts, vector.clone(), limit);
             let hits = self.store.search(SUBSCRIPTIONS_COLLECTION, &query).await?;
             if hits.len() < limit {
                 break hits;
             }
             limit *= 2;
         };
-        let text = PostingText::new(&posting);
+        let text = PostingText::with_facts(&posting, facts);
         let mut matches = Vec::new();
         for hit in hits {
             let Some(profile) = hit
@@ -296,7 +307,8 @@ impl Matcher {
                 warn!(job = %hit.id, "stored job without a readable posting");
                 continue;
             };
-            if let Ok(explanation) = evaluate(c, &posting, hit.score) {
+            let text = PostingText::stored(&posting, &hit.payload);
+            if let Ok(explanation) = evaluate_text(c, &text, hit.score) {
                 accepted.push((posting, explanation));
             }
         }

@@ -3,7 +3,7 @@
 //! `jobmatch.rpc.resumes` (the candidate pool: put, erase).
 //!
 //! Searches are the subscriptions' matching run on demand: the criteria's remote and
-//! location rules as a store filter, then [`evaluate`] on each hit, best first, so a
+//! location rules as a store filter, then [`super::criteria::evaluate`] on each hit, best first, so a
 //! search and a notice agree on what matches and why.
 
 use std::sync::Arc;
@@ -17,7 +17,8 @@ use serde_json::{Map, json};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::criteria::{POSTING_FIELD, evaluate, prefilter};
+use super::criteria::{POSTING_FIELD, PostingText, evaluate_text, prefilter};
+use super::facts::PostingFacts;
 use super::role::{JOBS_COLLECTION, Matcher, RESUMES_COLLECTION};
 use crate::store::{Point, Query, StoreError, VectorStore};
 
@@ -124,7 +125,8 @@ impl Matcher {
                     |hit| {
                         let posting: Posting =
                             serde_json::from_value(hit.payload.get(POSTING_FIELD)?.clone()).ok()?;
-                        let explanation = evaluate(&criteria, &posting, hit.score).ok()?;
+                        let text = PostingText::stored(&posting, &hit.payload);
+                        let explanation = evaluate_text(&criteria, &text, hit.score).ok()?;
                         Some(JobHit {
                             score: hit.score,
                             posting,
@@ -150,6 +152,8 @@ impl Matcher {
                     min_score: Some(min_score),
                     own_threshold: None,
                 };
+                // Read once for every resume it is checked against.
+                let facts = PostingFacts::of(&posting);
                 let found = search_until(
                     self.store(),
                     RESUMES_COLLECTION,
@@ -165,7 +169,8 @@ impl Matcher {
                             criteria.remote = RemotePolicy::Allowed;
                             criteria.locations.clear();
                         }
-                        let mut explanation = evaluate(&criteria, &posting, hit.score).ok()?;
+                        let text = PostingText::with_facts(&posting, facts.clone());
+                        let mut explanation = evaluate_text(&criteria, &text, hit.score).ok()?;
                         if !place_known {
                             explanation.filters.push(
                                 "remote and locations: not checked (the posting was given as text)"

@@ -79,6 +79,15 @@ struct SecondaryLocation {
 struct Compensation {
     #[serde(default)]
     summary_components: Vec<Component>,
+    /// Each pay tier (by level or place) with its own components.
+    #[serde(default)]
+    compensation_tiers: Vec<Tier>,
+}
+
+#[derive(Deserialize)]
+struct Tier {
+    #[serde(default)]
+    components: Vec<Component>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +103,49 @@ struct Component {
     min_value: Option<f64>,
     #[serde(default)]
     max_value: Option<f64>,
+}
+
+fn is_salary(c: &Component) -> bool {
+    c.compensation_type
+        .as_deref()
+        .is_none_or(|t| t.eq_ignore_ascii_case("salary"))
+}
+
+/// The salary of the summary's components, else the range over every tier's salary
+/// components in the first one's currency and interval (tiers by level or place: the
+/// lowest minimum to the highest maximum).
+fn salary(c: Compensation) -> Option<Salary> {
+    let of = |c: &Component| Salary {
+        min: c.min_value,
+        max: c.max_value,
+        currency: c.currency_code.clone(),
+        interval: c.interval.as_deref().and_then(salary_interval),
+    };
+    if let Some(summary) = c.summary_components.iter().find(|c| is_salary(c)) {
+        return Some(of(summary));
+    }
+    let mut tiers = c
+        .compensation_tiers
+        .iter()
+        .flat_map(|t| &t.components)
+        .filter(|c| is_salary(c));
+    let mut range = of(tiers.next()?);
+    for tier in tiers.map(of) {
+        if tier.currency != range.currency || tier.interval != range.interval {
+            continue;
+        }
+        let lowest = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let highest = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        range.min = lowest(range.min, tier.min);
+        range.max = highest(range.max, tier.max);
+    }
+    Some(range)
 }
 
 pub fn parse(origin: Origin<'_>, body: &[u8]) -> Result<Page, ParseError> {
@@ -132,21 +184,32 @@ fn normalize(origin: Origin<'_>, job: Job) -> jobmatch_core::Posting {
     p.tags = [job.department, job.team].into_iter().flatten().collect();
     p.employment_type = job.employment_type.as_deref().and_then(employment_type);
     p.seniority = seniority(&p.title);
-    p.salary = job.compensation.and_then(|c| {
-        c.summary_components
-            .into_iter()
-            .find(|c| {
-                c.compensation_type
-                    .as_deref()
-                    .is_none_or(|t| t.eq_ignore_ascii_case("salary"))
-            })
-            .map(|c| Salary {
-                min: c.min_value,
-                max: c.max_value,
-                currency: c.currency_code,
-                interval: c.interval.as_deref().and_then(salary_interval),
-            })
-    });
+    p.salary = job.compensation.and_then(salary);
     p.posted_at = job.published_at.as_deref().and_then(parse_time);
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salary_from_the_tiers_when_the_summary_has_none() {
+        let body = br#"{"jobs": [{"id": "1", "title": "Engineer", "jobUrl": "https://jobs.ashbyhq.com/n/1",
+            "compensation": {"summaryComponents": [{"compensationType": "EquityPercentage", "minValue": 0.1}],
+              "compensationTiers": [
+                {"components": [{"compensationType": "Salary", "interval": "1 YEAR", "currencyCode": "EUR", "minValue": 70000, "maxValue": 85000}]},
+                {"components": [{"compensationType": "Salary", "interval": "1 YEAR", "currencyCode": "EUR", "minValue": 80000, "maxValue": 98000},
+                                {"compensationType": "Bonus", "currencyCode": "EUR", "maxValue": 10000}]}]}}]}"#;
+        let origin = Origin {
+            source: "nimbus",
+            kind: "ashby",
+            identity: "nimbus",
+        };
+        let page = parse(origin, body).expect("page");
+        let salary = page.postings[0].salary.clone().expect("salary");
+        assert_eq!((salary.min, salary.max), (Some(70_000.0), Some(98_000.0)));
+        assert_eq!(salary.currency.as_deref(), Some("EUR"));
+        assert_eq!(salary.interval.as_deref(), Some("year"));
+    }
 }
