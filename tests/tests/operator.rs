@@ -170,7 +170,7 @@ async fn operator_reconciles_on_a_real_api_server() {
                 .nth(2)
                 .unwrap()
                 .replace("minScore: 0.4", "minScore: 0.4, languages: [en, klingon]"),
-            "spec.criteria.languages[1]",
+            "spec.criteria.languages",
         ),
         (
             SUBSCRIPTIONS
@@ -178,7 +178,7 @@ async fn operator_reconciles_on_a_real_api_server() {
                 .nth(2)
                 .unwrap()
                 .replace("minScore: 0.4", "minScore: 0.4, seniority: [wizard]"),
-            "spec.criteria.seniority[0]",
+            "spec.criteria.seniority",
         ),
         (
             SUBSCRIPTIONS
