@@ -129,6 +129,10 @@ pub struct EmbedRequest {
     /// Refuse texts over the model's limit instead of cutting them.
     #[serde(default)]
     pub refuse_overlong: bool,
+    /// Embed texts over the model's limit whole, in pieces combined into one vector
+    /// (resumes), instead of cutting them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chunk_overlong: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

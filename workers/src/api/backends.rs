@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, ApiState};
-use crate::embed::Batcher;
+use crate::embed::{Batcher, Overlong};
 use crate::fetch::http::BoardClient;
 
 /// How long each kind of request may wait for its role's answer.
@@ -32,8 +32,10 @@ impl Embedding {
     pub async fn embed(
         &self,
         texts: Vec<String>,
-        refuse_overlong: bool,
+        overlong: Overlong,
     ) -> Result<EmbedReply, ApiError> {
+        let (refuse_overlong, chunk_overlong) =
+            (overlong == Overlong::Refuse, overlong == Overlong::Chunk);
         match self {
             Embedding::Local(cell) => {
                 let batcher = cell.get().ok_or_else(|| {
@@ -46,6 +48,7 @@ impl Embedding {
                     texts,
                     first_index: 0,
                     refuse_overlong,
+                    chunk_overlong,
                 };
                 Ok(crate::embed::service::embed(batcher, request).await?)
             }
@@ -63,6 +66,7 @@ impl Embedding {
                         texts: piece,
                         first_index,
                         refuse_overlong,
+                        chunk_overlong,
                     });
                     first_index += count;
                 }
@@ -92,9 +96,10 @@ impl Embedding {
         }
     }
 
-    /// One text's vector.
-    pub async fn embed_one(&self, text: String) -> Result<Vec<f32>, ApiError> {
-        let mut reply = self.embed(vec![text], false).await?;
+    /// One text's vector: a posting's cut at the model's limit as stored postings are
+    /// (`Truncate`), a resume's read whole (`Chunk`).
+    pub async fn embed_one(&self, text: String, overlong: Overlong) -> Result<Vec<f32>, ApiError> {
+        let mut reply = self.embed(vec![text], overlong).await?;
         reply.vectors.pop().ok_or_else(|| {
             ApiError::from(RpcError::new(
                 ErrorKind::Internal,

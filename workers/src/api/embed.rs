@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiState, ErrorBody, check_text};
+use crate::embed::Overlong;
 use jobmatch_core::rpc::EmbedReply;
 
 /// The embedding endpoints.
@@ -106,7 +107,12 @@ async fn submit(
     texts: Vec<String>,
     refuse_overlong: bool,
 ) -> Result<EmbedReply, ApiError> {
-    state.embedding.embed(texts, refuse_overlong).await
+    let overlong = if refuse_overlong {
+        Overlong::Refuse
+    } else {
+        Overlong::Truncate
+    };
+    state.embedding.embed(texts, overlong).await
 }
 
 fn with_truncated(truncated: usize, body: impl IntoResponse) -> Response {

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::backends::{SEARCH_TIMEOUT, WRITE_TIMEOUT};
 use super::{ApiError, ApiJson, ErrorBody, Gateway, Limits, check_page, check_text};
+use crate::embed::Overlong;
 use crate::fetch::normalize;
 
 pub fn read_routes() -> Router<Gateway> {
@@ -309,16 +310,18 @@ pub struct JobSearch {
     pub offset: usize,
 }
 
-/// The text or the vector of a search: exactly one of them.
+/// The text or the vector of a search: exactly one of them (a text embedded as
+/// `overlong` says: a resume whole, a posting cut as stored postings are).
 pub async fn query_vector(
     gateway: &Gateway,
     text: Option<String>,
     vector: Option<Vec<f32>>,
+    overlong: Overlong,
 ) -> Result<Vec<f32>, ApiError> {
     match (text, vector) {
         (Some(text), None) => {
             check_text("text", &text, &gateway.api.limits)?;
-            gateway.api.embedding.embed_one(text).await
+            gateway.api.embedding.embed_one(text, overlong).await
         }
         (None, Some(vector)) => {
             if vector.is_empty() {
@@ -362,7 +365,8 @@ pub async fn search(
 ) -> Result<Json<Page<JobHit>>, ApiError> {
     check_page(search.limit, search.offset)?;
     check_criteria(&search.criteria)?;
-    let vector = query_vector(&gateway, search.text, search.vector).await?;
+    // The text is a resume: read whole.
+    let vector = query_vector(&gateway, search.text, search.vector, Overlong::Chunk).await?;
     let page = gateway
         .call(
             rpc::SEARCH_SUBJECT,

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use super::backends::{SEARCH_TIMEOUT, WRITE_TIMEOUT};
 use super::jobs::{JobInput, check_criteria, check_id, generated_id, query_vector};
 use super::{ApiError, ApiJson, ErrorBody, Gateway, check_page, check_text};
+use crate::embed::Overlong;
 
 pub fn read_routes() -> Router<Gateway> {
     Router::new().route("/resume/search", post(search))
@@ -55,7 +56,11 @@ async fn put(
     if let Some(criteria) = &input.criteria {
         check_criteria(criteria)?;
     }
-    let vector = gateway.api.embedding.embed_one(input.text.clone()).await?;
+    let vector = gateway
+        .api
+        .embedding
+        .embed_one(input.text.clone(), Overlong::Chunk)
+        .await?;
     let resume = Resume {
         id,
         text: input.text,
@@ -218,13 +223,14 @@ pub async fn search(
             let vector = gateway
                 .api
                 .embedding
-                .embed_one(posting.embedding_text())
+                .embed_one(posting.embedding_text(), Overlong::Truncate)
                 .await?;
             (posting, true, vector)
         }
         (None, text, vector) => {
             let description = text.clone().unwrap_or_default();
-            let vector = query_vector(&gateway, text, vector).await?;
+            // The text is a posting's: cut as stored postings are.
+            let vector = query_vector(&gateway, text, vector, Overlong::Truncate).await?;
             let posting = Posting {
                 description,
                 ..Posting::default()

@@ -55,7 +55,16 @@ pub enum Overlong {
     Truncate,
     /// Refuse the request.
     Refuse,
+    /// Embed it whole, in pieces of the limit (the first up to [`MAX_PIECES`]), and
+    /// combine them: the pieces' vectors averaged, each weighted by its tokens, then
+    /// scaled to unit length. A cosine with the result is so the token-weighted mean of
+    /// the cosines' numerators over the pieces: every part of a two-page resume counts.
+    Chunk,
 }
+
+/// Most pieces one text is embedded in (`Overlong::Chunk`): about eight pages at 256
+/// tokens a piece; the rest is cut and counted.
+pub const MAX_PIECES: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -214,8 +223,23 @@ impl Batcher {
                 limit: shared.model.max_seq_len(),
             });
         }
-        let truncated = tokenized.iter().filter(|t| t.truncated).count();
-        let tokens = tokenized.iter().map(|t| t.ids.len()).sum();
+        let chunk = overlong == Overlong::Chunk;
+        let truncated = tokenized
+            .iter()
+            .filter(|t| t.truncated && (!chunk || t.rest.len() >= MAX_PIECES))
+            .count();
+        // Each text's pieces: itself, and with `Chunk` what was cut off of it.
+        let pieces: Vec<Vec<Vec<u32>>> = tokenized
+            .into_iter()
+            .map(|t| {
+                let mut pieces = vec![t.ids];
+                if chunk {
+                    pieces.extend(t.rest.into_iter().take(MAX_PIECES - 1));
+                }
+                pieces
+            })
+            .collect();
+        let tokens = pieces.iter().flatten().map(Vec::len).sum();
         if truncated > 0 {
             shared.metrics.truncations.inc_by(truncated as u64);
             debug!(
@@ -234,22 +258,36 @@ impl Batcher {
             if shared.stopped.load(Ordering::SeqCst) {
                 return Err(SubmitError::Stopped);
             }
-            for t in tokenized {
-                let (reply, answer) = oneshot::channel();
-                queue.push_back(Entry { ids: t.ids, reply });
-                replies.push(answer);
+            for text in &pieces {
+                for ids in text {
+                    let (reply, answer) = oneshot::channel();
+                    queue.push_back(Entry {
+                        ids: ids.clone(),
+                        reply,
+                    });
+                    replies.push(answer);
+                }
             }
             shared.metrics.embed.queue_depth.set(queue.len() as i64);
         }
         shared.wake.notify_one();
 
+        let mut answers = replies.into_iter();
         let mut vectors = Vec::with_capacity(count);
-        for answer in replies {
-            match answer.await {
-                Ok(Ok(vector)) => vectors.push(vector),
-                Ok(Err(e)) => return Err(SubmitError::Model(e)),
-                Err(_) => return Err(SubmitError::Stopped),
+        for text in &pieces {
+            let mut embedded = Vec::with_capacity(text.len());
+            for answer in answers.by_ref().take(text.len()) {
+                match answer.await {
+                    Ok(Ok(vector)) => embedded.push(vector),
+                    Ok(Err(e)) => return Err(SubmitError::Model(e)),
+                    Err(_) => return Err(SubmitError::Stopped),
+                }
             }
+            let vector = match embedded.len() {
+                1 => embedded.pop().unwrap_or_default(),
+                _ => combine(&embedded, text),
+            };
+            vectors.push(vector);
         }
         Ok(Embeddings {
             vectors,
@@ -257,6 +295,24 @@ impl Batcher {
             tokens,
         })
     }
+}
+
+/// The pieces' vectors as one: their mean weighted by each piece's tokens, at unit
+/// length (see [`Overlong::Chunk`]).
+pub fn combine(vectors: &[Vec<f32>], pieces: &[Vec<u32>]) -> Vec<f32> {
+    let dimension = vectors.first().map_or(0, Vec::len);
+    let mut sum = vec![0.0f32; dimension];
+    for (vector, piece) in vectors.iter().zip(pieces) {
+        let weight = piece.len() as f32;
+        for (s, x) in sum.iter_mut().zip(vector) {
+            *s += weight * x;
+        }
+    }
+    let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        sum.iter_mut().for_each(|x| *x /= norm);
+    }
+    sum
 }
 
 /// Takes batches off the queue and embeds them, until the last handle is dropped.

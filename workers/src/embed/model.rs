@@ -157,7 +157,15 @@ impl Default for BatchLimits {
 pub struct Tokenized {
     pub ids: Vec<u32>,
     pub truncated: bool,
+    /// What was cut off, in pieces of the same limit (special tokens included), each
+    /// beginning [`CHUNK_OVERLAP`] tokens before the previous one ends: an overlong text
+    /// embedded whole is embedded piece by piece (see `Overlong::Chunk`).
+    pub rest: Vec<Vec<u32>>,
 }
+
+/// Tokens each piece of an overlong text repeats from the one before, so a sentence
+/// cut between two pieces is read whole in one of them.
+pub const CHUNK_OVERLAP: usize = 32;
 
 /// Vectors in input order, with what it took.
 #[derive(Debug, Default)]
@@ -281,7 +289,7 @@ impl SentenceEmbedder {
             .with_truncation(Some(TruncationParams {
                 max_length: max_seq_len,
                 strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
+                stride: CHUNK_OVERLAP.min(max_seq_len / 4),
                 ..Default::default()
             }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
@@ -371,6 +379,11 @@ impl SentenceEmbedder {
             .map(|e| Tokenized {
                 truncated: !e.get_overflowing().is_empty(),
                 ids: e.get_ids().to_vec(),
+                rest: e
+                    .get_overflowing()
+                    .iter()
+                    .map(|piece| piece.get_ids().to_vec())
+                    .collect(),
             })
             .collect())
     }

@@ -19,7 +19,8 @@ use jobmatch_core::messages::{self as m, Embedded, SubscriptionConfig, Subscript
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Batcher, Wait};
+use super::batcher::MAX_PIECES;
+use super::{Batcher, Overlong, Wait};
 use crate::bus::{Bus, ConfigEvent, Handled};
 use crate::metrics::Metrics;
 
@@ -214,8 +215,17 @@ async fn embed_postings(
 
 /// A resume's vector: from the cache when this model embedded the same text before, else
 /// embedded now and cached.
+/// How resumes are embedded: whole, in pieces combined (`Overlong::Chunk`). Part of the
+/// cache key and of a subscription's digest, so a change of it embeds every resume
+/// again and backfills every subscription with its new vector.
+const RESUME_EMBEDDING: &str = "chunked-mean-1";
+
 async fn resume_vector(bus: &Bus, batcher: &Batcher, resume: &str) -> anyhow::Result<Vec<f32>> {
-    let key = digest_hex(&[batcher.model().identity().as_bytes(), resume.as_bytes()]);
+    let key = digest_hex(&[
+        batcher.model().identity().as_bytes(),
+        RESUME_EMBEDDING.as_bytes(),
+        resume.as_bytes(),
+    ]);
     match bus.resume_vectors.get(&key).await {
         Ok(Some(bytes)) => match decode_vector(&bytes, batcher.model().dimension()) {
             Some(vector) => return Ok(vector),
@@ -224,9 +234,19 @@ async fn resume_vector(bus: &Bus, batcher: &Batcher, resume: &str) -> anyhow::Re
         Ok(None) => {}
         Err(e) => warn!(error = %e, "resume vector cache unavailable; embedding"),
     }
-    let vector = embed_texts(batcher, vec![resume.to_owned()])
-        .await?
-        .pop()
+    let embedded = batcher
+        .embed_with(vec![resume.to_owned()], Wait::Yes, Overlong::Chunk)
+        .await?;
+    if embedded.truncated > 0 {
+        info!(
+            pieces = MAX_PIECES,
+            "resume longer than the pieces embedded: the rest is cut"
+        );
+    }
+    let vector = embedded
+        .vectors
+        .into_iter()
+        .next()
         .ok_or_else(|| anyhow::anyhow!("model returned no vector"))?;
     if let Err(e) = bus
         .resume_vectors
@@ -265,6 +285,7 @@ async fn subscription_changed(
             let criteria = serde_json::to_vec(&subscription.criteria)?;
             let digest = digest_hex(&[
                 batcher.model().identity().as_bytes(),
+                RESUME_EMBEDDING.as_bytes(),
                 subscription.resume.as_bytes(),
                 &criteria,
             ]);

@@ -27,10 +27,10 @@ pub async fn serve(
 
 /// Embeds one request's texts.
 pub async fn embed(batcher: &Batcher, request: EmbedRequest) -> Result<EmbedReply, RpcError> {
-    let overlong = if request.refuse_overlong {
-        Overlong::Refuse
-    } else {
-        Overlong::Truncate
+    let overlong = match (request.refuse_overlong, request.chunk_overlong) {
+        (true, _) => Overlong::Refuse,
+        (false, true) => Overlong::Chunk,
+        (false, false) => Overlong::Truncate,
     };
     let first = request.first_index;
     let embedded = batcher
