@@ -12,6 +12,7 @@ pub mod k8s_node;
 pub mod mail;
 pub mod parity;
 pub mod process;
+pub mod quality;
 pub mod slack;
 
 use std::path::PathBuf;
