@@ -103,12 +103,7 @@ pub enum Rejection {
 pub fn location_keys(locations: &[String]) -> Vec<String> {
     let mut keys = Vec::new();
     for location in locations {
-        let parts: Vec<String> = location
-            .split([',', ';', '/', '|', '(', ')'])
-            .flat_map(|part| part.split(" - "))
-            .map(places::canonical)
-            .filter(|p| !p.is_empty())
-            .collect();
+        let parts = place_parts(location);
         let whole = places::canonical(location);
         let joined = parts.join(", ");
         for key in [whole, joined].into_iter().chain(parts) {
@@ -118,6 +113,16 @@ pub fn location_keys(locations: &[String]) -> Vec<String> {
         }
     }
     keys
+}
+
+/// The parts of a place's text (`"Leeds, United Kingdom"`, `"Remote - Europe"`), each in
+/// its one spelling.
+fn place_parts(text: &str) -> Vec<String> {
+    text.split([',', ';', '/', '|', '(', ')'])
+        .flat_map(|part| part.split(" - "))
+        .map(places::canonical)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn workplace_name(w: Workplace) -> &'static str {
@@ -317,15 +322,8 @@ fn wanted_locations(criteria: &Criteria) -> Vec<String> {
     criteria
         .locations
         .iter()
-        .map(|l| {
-            // Each part in its one spelling, as `location_keys` writes a posting's.
-            l.split([',', ';', '/', '|', '(', ')'])
-                .flat_map(|part| part.split(" - "))
-                .map(places::canonical)
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
+        // Each part in its one spelling, as `location_keys` writes a posting's.
+        .map(|l| place_parts(l).join(", "))
         .filter(|l| !l.is_empty())
         .collect()
 }
